@@ -1,0 +1,97 @@
+// Backend: the compute device behind the forward pass. The core (model.cc, context.cc) owns *what* runs; a backend
+// owns *where*: its memory and its ops. cpu/ implements it with AVX2 kernels, cuda/ with CUDA kernels; every op
+// has the same signature in both (outputs first, then inputs, then dims).
+//
+// Conventions
+//   - Activations are f32, row-major, one row per token: (n, width).
+//   - A Weight matrix is (rows = out features, cols = in features), row-major, in its stored dtype — exactly the
+//     layout HF nn.Linear weights have on disk. matmul computes out (n, rows) = in (n, cols) · Wᵀ.
+//   - Pointers handed to ops are backend memory (host memory for the CPU, device memory for CUDA); only `tokens`
+//     and sampling results cross as host memory.
+//   - Batch invariance: every op computes a row with the same arithmetic in the same order whatever n is and
+//     wherever the row sits in the batch, so a token's logits are bit-identical alone or batched.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "dtype.h"
+#include "status.h"
+
+namespace layerskip {
+
+struct TensorView;
+
+// A weight matrix (or a vector: rows = 1) in backend memory, in its stored dtype.
+struct Weight {
+  const void* data = nullptr;
+  DType dtype = DType::F32;
+  int rows = 0;
+  int cols = 0;
+};
+
+// How to pick a token from a row of logits. temperature 0 = greedy (argmax).
+struct SamplingParams {
+  float temperature = 0.0f;
+  int top_k = 0;        // 0 = off
+  float top_p = 1.0f;   // 1 = off
+};
+
+// The chosen token and its probability under the (tempered, truncated) distribution it was drawn from;
+// for greedy, the softmax probability of the argmax at temperature 1.
+struct SampledToken {
+  int32_t token = -1;
+  float probability = 0.0f;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // Human-readable description, e.g. "cpu (avx2+fma, 2 threads)".
+  virtual std::string describe() const = 0;
+
+  // --- memory ---
+  // Makes a stored tensor usable by kernels, keeping its dtype (the CPU backend points into the mmap).
+  virtual Status upload_weight(const TensorView& tensor, int rows, int cols, Weight* out) = 0;
+  // Copies a 1-D tensor (a norm weight) into backend memory as f32.
+  virtual Status upload_vector_f32(const TensorView& tensor, float** out) = 0;
+  // Uninitialized f32 buffer of `count` elements; nullptr-safe free.
+  virtual Status alloc(size_t count, float** out) = 0;
+  virtual void free(float* buffer) = 0;
+  virtual Status copy_to_host(float* host_out, const float* buffer, size_t count) = 0;
+  virtual Status copy_from_host(float* buffer, const float* host_in, size_t count) = 0;
+  // Copy between two backend buffers.
+  virtual void copy(float* out, const float* in, size_t count) = 0;
+
+  // --- ops ---
+  // out (n, table.cols) = rows `tokens` (host, n ids) of the embedding table.
+  virtual void embed(float* out, const int32_t* tokens, int n, const Weight& table) = 0;
+  // out (n, dim) = in / rms(in) * weight (f32 weight of dim).
+  virtual void rmsnorm(float* out, const float* in, const float* weight, int n, int dim, float eps) = 0;
+  // out (n, weight.rows) = in (n, weight.cols) · weightᵀ. `out_stride` is the distance between output rows
+  // (≥ weight.rows) so results can land directly inside a wider buffer such as the KV cache.
+  virtual void matmul(float* out, const float* in, const Weight& weight, int n, int out_stride) = 0;
+  // Rotates `num_heads` heads of each of n rows in place (HF rotate-half layout); row i is at position
+  // start_pos + i; `row_stride` floats between rows. cos_sin: (positions, head_dim / 2) cos then the same of sin.
+  virtual void rope(float* vectors, int n, int row_stride, int num_heads, int head_dim, int start_pos,
+                    const float* cos_table, const float* sin_table) = 0;
+  // Causal GQA attention of n queries at positions [start_pos, start_pos + n) over cache rows [0, start_pos + n).
+  // out, q: (n, num_heads * head_dim); k_cache, v_cache: (capacity, num_kv_heads * head_dim).
+  virtual void attention(float* out, const float* q, const float* k_cache, const float* v_cache, int n,
+                         int start_pos, int num_heads, int num_kv_heads, int head_dim) = 0;
+  // out (count) = silu(gate) * up.
+  virtual void swiglu(float* out, const float* gate, const float* up, size_t count) = 0;
+  // accumulate (count) += in.
+  virtual void add(float* accumulate, const float* in, size_t count) = 0;
+  // Picks one token from each of n logits rows (n, vocab); uniforms (host, n values in [0, 1)) drive sampling.
+  // Results land in host memory.
+  virtual Status sample(SampledToken* out, const float* logits, int n, int vocab, const SamplingParams& params,
+                        const double* uniforms) = 0;
+};
+
+// The CPU backend; `threads` ≤ 0 means one per core.
+std::unique_ptr<Backend> make_cpu_backend(int threads);
+
+}  // namespace layerskip

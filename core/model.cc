@@ -1,0 +1,121 @@
+// Binding checkpoint tensors to ModelWeights, with one clear error per problem.
+#include "model.h"
+
+#include <set>
+
+namespace layerskip {
+
+namespace {
+
+std::string layer_prefix(int layer) { return "model.layers." + std::to_string(layer) + "."; }
+
+// Tensors some exporters write that carry nothing we need.
+bool is_ignorable(const std::string& name) {
+  return name.find("rotary_emb.inv_freq") != std::string::npos;
+}
+
+}  // namespace
+
+Model::~Model() {
+  if (backend_) {
+    for (float* vector : owned_vectors_) backend_->free(vector);
+  }
+}
+
+Status Model::load(const std::string& dir, std::unique_ptr<Backend> backend, std::unique_ptr<Model>* out) {
+  std::unique_ptr<Model> model(new Model());
+  model->dir_ = dir;
+  model->backend_ = std::move(backend);
+  LS_RETURN_IF_ERROR(load_model_config(dir, &model->config_));
+  LS_RETURN_IF_ERROR(TensorStore::open_dir(dir, &model->store_));
+  LS_RETURN_IF_ERROR(model->bind_weights());
+  *out = std::move(model);
+  return Status::ok();
+}
+
+Status Model::bind_weights() {
+  const ModelConfig& c = config_;
+  std::set<std::string> used;
+
+  auto find = [&](const std::string& name, const TensorView** view) -> Status {
+    *view = store_->find(name);
+    if (*view == nullptr) return Status::error(dir_ + ": checkpoint is missing tensor \"" + name + "\"");
+    used.insert(name);
+    return Status::ok();
+  };
+  auto matrix = [&](const std::string& name, int rows, int cols, Weight* out) -> Status {
+    const TensorView* view;
+    LS_RETURN_IF_ERROR(find(name, &view));
+    if (view->shape.size() != 2 || view->shape[0] != rows || view->shape[1] != cols) {
+      return Status::error(view->file + ": tensor \"" + name + "\" has shape " + view->shape_string() +
+                           ", expected [" + std::to_string(rows) + ", " + std::to_string(cols) +
+                           "] from config.json");
+    }
+    return backend_->upload_weight(*view, rows, cols, out);
+  };
+  auto vector = [&](const std::string& name, int length, float** out) -> Status {
+    const TensorView* view;
+    LS_RETURN_IF_ERROR(find(name, &view));
+    if (view->shape.size() != 1 || view->shape[0] != length) {
+      return Status::error(view->file + ": tensor \"" + name + "\" has shape " + view->shape_string() +
+                           ", expected [" + std::to_string(length) + "] from config.json");
+    }
+    LS_RETURN_IF_ERROR(backend_->upload_vector_f32(*view, out));
+    owned_vectors_.push_back(*out);
+    return Status::ok();
+  };
+
+  LS_RETURN_IF_ERROR(matrix("model.embed_tokens.weight", c.vocab_size, c.hidden_size, &weights_.embed_tokens));
+  weights_.layers.resize(c.num_layers);
+  for (int l = 0; l < c.num_layers; l++) {
+    std::string p = layer_prefix(l);
+    LayerWeights& layer = weights_.layers[l];
+    LS_RETURN_IF_ERROR(vector(p + "input_layernorm.weight", c.hidden_size, &layer.attn_norm));
+    LS_RETURN_IF_ERROR(matrix(p + "self_attn.q_proj.weight", c.q_dim(), c.hidden_size, &layer.q_proj));
+    LS_RETURN_IF_ERROR(matrix(p + "self_attn.k_proj.weight", c.kv_dim(), c.hidden_size, &layer.k_proj));
+    LS_RETURN_IF_ERROR(matrix(p + "self_attn.v_proj.weight", c.kv_dim(), c.hidden_size, &layer.v_proj));
+    LS_RETURN_IF_ERROR(matrix(p + "self_attn.o_proj.weight", c.hidden_size, c.q_dim(), &layer.o_proj));
+    LS_RETURN_IF_ERROR(vector(p + "post_attention_layernorm.weight", c.hidden_size, &layer.ffn_norm));
+    LS_RETURN_IF_ERROR(matrix(p + "mlp.gate_proj.weight", c.intermediate_size, c.hidden_size, &layer.gate_proj));
+    LS_RETURN_IF_ERROR(matrix(p + "mlp.up_proj.weight", c.intermediate_size, c.hidden_size, &layer.up_proj));
+    LS_RETURN_IF_ERROR(matrix(p + "mlp.down_proj.weight", c.hidden_size, c.intermediate_size, &layer.down_proj));
+  }
+  LS_RETURN_IF_ERROR(vector("model.norm.weight", c.hidden_size, &weights_.final_norm));
+  if (c.tie_word_embeddings) {
+    weights_.lm_head = weights_.embed_tokens;
+    if (store_->find("lm_head.weight") != nullptr) used.insert("lm_head.weight");  // some exporters write both
+  } else {
+    LS_RETURN_IF_ERROR(matrix("lm_head.weight", c.vocab_size, c.hidden_size, &weights_.lm_head));
+  }
+
+  for (const auto& entry : store_->tensors()) {
+    if (used.count(entry.first) == 0 && !is_ignorable(entry.first)) {
+      return Status::error(entry.second.file + ": unexpected tensor \"" + entry.first +
+                           "\" (not part of a LlamaForCausalLM with " + std::to_string(c.num_layers) +
+                           " layers; does config.json match the weights?)");
+    }
+  }
+  return Status::ok();
+}
+
+size_t Model::weight_bytes_per_layer() const {
+  if (weights_.layers.empty()) return 0;
+  const LayerWeights& layer = weights_.layers[0];
+  size_t total = 0;
+  for (const Weight* w : {&layer.q_proj, &layer.k_proj, &layer.v_proj, &layer.o_proj, &layer.gate_proj,
+                          &layer.up_proj, &layer.down_proj}) {
+    total += size_t(w->rows) * w->cols * dtype_size(w->dtype);
+  }
+  return total;
+}
+
+size_t Model::head_weight_bytes() const {
+  const Weight& head = weights_.lm_head;
+  return size_t(head.rows) * head.cols * dtype_size(head.dtype);
+}
+
+size_t Model::weight_bytes_per_token() const {
+  return weight_bytes_per_layer() * weights_.layers.size() + head_weight_bytes();
+}
+
+}  // namespace layerskip

@@ -1,0 +1,113 @@
+// The CPU backend: weights stay in the mmap, activations in aligned host memory, ops run on a thread pool.
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+#include "../core/backend.h"
+#include "../core/safetensors.h"
+#include "attention.h"
+#include "cpu_features.h"
+#include "embed.h"
+#include "matmul.h"
+#include "mlp.h"
+#include "norm.h"
+#include "rope.h"
+#include "sampling.h"
+#include "thread_pool.h"
+
+namespace layerskip {
+
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads) : pool_(threads) {}
+
+  std::string describe() const override {
+    std::ostringstream text;
+    text << "cpu (" << cpu_kernel_variant() << ", " << pool_.size() << " thread" << (pool_.size() == 1 ? "" : "s") << ")";
+    return text.str();
+  }
+
+  Status upload_weight(const TensorView& tensor, int rows, int cols, Weight* out) override {
+    out->data = tensor.data;  // zero copy: kernels read the mapping
+    out->dtype = tensor.dtype;
+    out->rows = rows;
+    out->cols = cols;
+    return Status::ok();
+  }
+
+  Status upload_vector_f32(const TensorView& tensor, float** out) override {
+    size_t count = size_t(tensor.element_count());
+    LS_RETURN_IF_ERROR(alloc(count, out));
+    for (size_t i = 0; i < count; i++) (*out)[i] = load_as_f32(tensor.data, tensor.dtype, i);
+    return Status::ok();
+  }
+
+  Status alloc(size_t count, float** out) override {
+    size_t bytes = ((count * sizeof(float) + 63) / 64) * 64;
+    void* memory = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
+    if (memory == nullptr) return Status::error("out of host memory");
+    *out = static_cast<float*>(memory);
+    return Status::ok();
+  }
+
+  void free(float* buffer) override { std::free(buffer); }
+
+  Status copy_to_host(float* host_out, const float* buffer, size_t count) override {
+    std::memcpy(host_out, buffer, count * sizeof(float));
+    return Status::ok();
+  }
+
+  Status copy_from_host(float* buffer, const float* host_in, size_t count) override {
+    std::memcpy(buffer, host_in, count * sizeof(float));
+    return Status::ok();
+  }
+
+  void copy(float* out, const float* in, size_t count) override { std::memmove(out, in, count * sizeof(float)); }
+
+  void embed(float* out, const int32_t* tokens, int n, const Weight& table) override {
+    embed_cpu(out, tokens, n, table);
+  }
+
+  void rmsnorm(float* out, const float* in, const float* weight, int n, int dim, float eps) override {
+    rmsnorm_cpu(out, in, weight, n, dim, eps, pool_);
+  }
+
+  void matmul(float* out, const float* in, const Weight& weight, int n, int out_stride) override {
+    matmul_cpu(out, in, weight, n, out_stride, pool_);
+  }
+
+  void rope(float* vectors, int n, int row_stride, int num_heads, int head_dim, int start_pos,
+            const float* cos_table, const float* sin_table) override {
+    rope_cpu(vectors, n, row_stride, num_heads, head_dim, start_pos, cos_table, sin_table);
+  }
+
+  void attention(float* out, const float* q, const float* k_cache, const float* v_cache, int n, int start_pos,
+                 int num_heads, int num_kv_heads, int head_dim) override {
+    attention_cpu(out, q, k_cache, v_cache, n, start_pos, num_heads, num_kv_heads, head_dim, pool_);
+  }
+
+  void swiglu(float* out, const float* gate, const float* up, size_t count) override {
+    swiglu_cpu(out, gate, up, count);
+  }
+
+  void add(float* accumulate, const float* in, size_t count) override { add_cpu(accumulate, in, count); }
+
+  Status sample(SampledToken* out, const float* logits, int n, int vocab, const SamplingParams& params,
+                const double* uniforms) override {
+    for (int i = 0; i < n; i++) {
+      out[i] = sample_row_cpu(logits + size_t(i) * vocab, vocab, params, uniforms ? uniforms[i] : 0.0);
+    }
+    return Status::ok();
+  }
+
+ private:
+  mutable ThreadPool pool_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(int threads) { return std::unique_ptr<Backend>(new CpuBackend(threads)); }
+
+}  // namespace layerskip

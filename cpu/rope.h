@@ -1,0 +1,11 @@
+// Rotary position embedding, HF rotate-half layout: within each head, element i pairs with i + head_dim / 2.
+#pragma once
+
+namespace layerskip {
+
+// Rotates num_heads heads of each of n rows (row i at position start_pos + i) in place.
+// cos_table / sin_table: (positions, head_dim / 2).
+void rope_cpu(float* vectors, int n, int row_stride, int num_heads, int head_dim, int start_pos,
+              const float* cos_table, const float* sin_table);
+
+}  // namespace layerskip

@@ -1,0 +1,75 @@
+#include "thread_pool.h"
+
+#include <algorithm>
+
+namespace layerskip {
+
+ThreadPool::ThreadPool(int threads) {
+  if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 1; i < threads; i++) workers_.emplace_back([this, i] { worker_loop(i); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+    generation_.fetch_add(1);
+  }
+  wake_.notify_all();
+  for (std::thread& worker : workers_) worker.join();
+}
+
+void ThreadPool::run_range(int index) {
+  size_t chunks = (count_ + grain_ - 1) / grain_;
+  size_t per_range = (chunks + active_ranges_ - 1) / active_ranges_;
+  size_t begin = std::min(count_, size_t(index) * per_range * grain_);
+  size_t end = std::min(count_, begin + per_range * grain_);
+  if (begin < end) (*body_)(begin, end, index);
+}
+
+void ThreadPool::parallel_for(size_t count, size_t grain, const std::function<void(size_t, size_t, int)>& body) {
+  if (count == 0) return;
+  grain = std::max<size_t>(1, grain);
+  size_t chunks = (count + grain - 1) / grain;
+  int ranges = int(std::min<size_t>(chunks, size_t(size())));
+  if (ranges <= 1) {
+    body(0, count, 0);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    body_ = &body;
+    count_ = count;
+    grain_ = grain;
+    active_ranges_ = ranges;
+    pending_.store(ranges - 1);
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  wake_.notify_all();
+  run_range(0);
+  while (pending_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+}
+
+void ThreadPool::worker_loop(int index) {
+  uint64_t seen = 0;
+  while (true) {
+    // Spin a little for the next op, then sleep.
+    for (int spin = 0; spin < 20000 && generation_.load(std::memory_order_acquire) == seen; spin++) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+      seen = generation_.load(std::memory_order_acquire);
+      if (stopping_) return;
+    }
+    if (index < active_ranges_) {
+      run_range(index);
+      pending_.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
+}
+
+}  // namespace layerskip
