@@ -1,9 +1,12 @@
-// Portable matmul. Reduction order per output element: 8 interleaved partial sums over k (lane j takes
-// k ≡ j mod 8), combined pairwise, then the tail — the same order for every n.
+// Portable matmul and the dispatcher. The scalar kernel follows the same canonical reduction as the AVX2 one
+// (simd_avx2.h): 8 interleaved partial sums over k (lane j takes k ≡ j mod 8), a zero-padded last step, then
+// ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)) — the same order for every n.
 #include "matmul.h"
 
 #include <cmath>
 #include <vector>
+
+#include "cpu_features.h"
 
 namespace layerskip {
 
@@ -20,22 +23,35 @@ float dot_canonical(const float* x, const float* w, int length) {
   for (; k + 8 <= length; k += 8) {
     for (int j = 0; j < 8; j++) lanes[j] = std::fma(x[k + j], w[k + j], lanes[j]);
   }
-  float sum = ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]));
-  for (; k < length; k++) sum = std::fma(x[k], w[k], sum);
-  return sum;
+  if (k < length) {
+    for (int j = 0; j < 8; j++) {
+      bool inside = k + j < length;
+      lanes[j] = std::fma(inside ? x[k + j] : 0.0f, inside ? w[k + j] : 0.0f, lanes[j]);
+    }
+  }
+  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
 }
 
 }  // namespace
 
-void matmul_cpu(float* out, const float* in, const Weight& weight, int n, int out_stride, ThreadPool& pool) {
+void matmul_scalar(float* out, const float* in, const Weight& weight, int n, int out_stride, ThreadPool& pool) {
   const int cols = weight.cols;
   pool.parallel_for(size_t(weight.rows), 16, [&](size_t begin, size_t end, int) {
-    std::vector<float> row(cols);
+    std::vector<float> row(cols);  // (cols) one weight row in f32
     for (size_t r = begin; r < end; r++) {
       weight_row_to_f32(row.data(), weight, int(r));
-      for (int t = 0; t < n; t++) out[size_t(t) * out_stride + r] = dot_canonical(in + size_t(t) * cols, row.data(), cols);
+      for (int t = 0; t < n; t++) {
+        out[size_t(t) * out_stride + r] = dot_canonical(in + size_t(t) * cols, row.data(), cols);
+      }
     }
   });
+}
+
+void matmul_cpu(float* out, const float* in, const Weight& weight, int n, int out_stride, ThreadPool& pool) {
+#if defined(LAYERSKIP_HAVE_AVX2)
+  if (cpu_has_avx2()) return matmul_avx2(out, in, weight, n, out_stride, pool);
+#endif
+  matmul_scalar(out, in, weight, n, out_stride, pool);
 }
 
 }  // namespace layerskip

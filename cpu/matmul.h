@@ -5,8 +5,17 @@
 
 namespace layerskip {
 
-// out rows are `out_stride` floats apart. Each output element is reduced in the same fixed order whatever n is
-// (batch invariance), so decoding one token and verifying it inside a batch give bit-identical results.
+// out rows are `out_stride` floats apart. Each output element is reduced in the same fixed order whatever n is and
+// however many threads run (threads split output rows, never k), so decoding one token and verifying it inside a
+// batch give bit-identical results. Picks the AVX2 kernels when the processor has them.
 void matmul_cpu(float* out, const float* in, const Weight& weight, int n, int out_stride, ThreadPool& pool);
+
+// The portable kernel (always compiled).
+void matmul_scalar(float* out, const float* in, const Weight& weight, int n, int out_stride, ThreadPool& pool);
+
+#if defined(LAYERSKIP_HAVE_AVX2)
+// The AVX2/FMA/F16C kernels; call only when cpu_has_avx2().
+void matmul_avx2(float* out, const float* in, const Weight& weight, int n, int out_stride, ThreadPool& pool);
+#endif
 
 }  // namespace layerskip

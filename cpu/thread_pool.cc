@@ -4,6 +4,19 @@
 
 namespace layerskip {
 
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Pause iterations a worker spins before sleeping (~0.5-1 ms): longer than the gap between ops of one token.
+constexpr int kSpinBeforeSleep = 1 << 13;
+
+}  // namespace
+
 ThreadPool::ThreadPool(int threads) {
   if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 1; i < threads; i++) workers_.emplace_back([this, i] { worker_loop(i); });
@@ -36,39 +49,36 @@ void ThreadPool::parallel_for(size_t count, size_t grain, const std::function<vo
     body(0, count, 0);
     return;
   }
-  {
+  body_ = &body;
+  count_ = count;
+  grain_ = grain;
+  active_ranges_ = ranges;
+  pending_.store(int(workers_.size()), std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_seq_cst);  // publishes the fields above
+  if (sleepers_.load(std::memory_order_seq_cst) > 0) {
     std::lock_guard<std::mutex> lock(mutex_);
-    body_ = &body;
-    count_ = count;
-    grain_ = grain;
-    active_ranges_ = ranges;
-    pending_.store(ranges - 1);
-    generation_.fetch_add(1, std::memory_order_release);
+    wake_.notify_all();
   }
-  wake_.notify_all();
   run_range(0);
-  while (pending_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+  while (pending_.load(std::memory_order_acquire) != 0) cpu_relax();
 }
 
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   while (true) {
-    // Spin a little for the next op, then sleep.
-    for (int spin = 0; spin < 20000 && generation_.load(std::memory_order_acquire) == seen; spin++) {
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#endif
+    for (int spin = 0; spin < kSpinBeforeSleep && generation_.load(std::memory_order_acquire) == seen; spin++) {
+      cpu_relax();
     }
-    {
+    if (generation_.load(std::memory_order_acquire) == seen) {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-      seen = generation_.load(std::memory_order_acquire);
-      if (stopping_) return;
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      wake_.wait(lock, [&] { return generation_.load(std::memory_order_seq_cst) != seen; });
+      sleepers_.fetch_sub(1, std::memory_order_relaxed);
     }
-    if (index < active_ranges_) {
-      run_range(index);
-      pending_.fetch_sub(1, std::memory_order_acq_rel);
-    }
+    seen = generation_.load(std::memory_order_acquire);
+    if (stopping_) return;
+    if (index < active_ranges_) run_range(index);
+    pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 

@@ -1,6 +1,9 @@
 // ThreadPool: persistent workers for the CPU kernels. parallel_for splits [0, count) into one contiguous range per
 // thread (static partition, so results never depend on timing) and the calling thread takes the first range.
-// Workers spin briefly before sleeping: per-token decode issues hundreds of small ops and wake-up latency matters.
+// Per-token decode issues hundreds of small ops, so dispatch is lock-free on the hot path: the caller bumps a
+// generation counter that spinning workers watch; workers that spun too long sleep on a condition variable and are
+// notified only when someone is actually asleep. Every worker acknowledges every generation, so a slow worker can
+// never mix up the parameters of two consecutive ops.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -31,13 +34,15 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex mutex_;
   std::condition_variable wake_;
+  // The current op; written by the caller before it publishes a new generation.
   const std::function<void(size_t, size_t, int)>* body_ = nullptr;
   size_t count_ = 0;
   size_t grain_ = 1;
   int active_ranges_ = 0;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
   bool stopping_ = false;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};   // workers yet to finish the current generation
+  std::atomic<int> sleepers_{0};  // workers blocked (or about to block) on wake_
 };
 
 }  // namespace layerskip

@@ -1,1 +1,67 @@
-console.log('native build pending')
+#!/usr/bin/env node
+// Builds the native addon on `npm install`: cmake-js (CPU backend + CUDA when nvcc is found) when CMake is
+// available, otherwise node-gyp with binding.gyp (CPU backend only). Never downloads anything.
+//   LAYERSKIP_CUDA=ON|OFF|AUTO   force the CUDA backend on or off (default AUTO)
+//   LAYERSKIP_CUDA_ARCHS=80;90   CUDA architectures to compile for
+//   LAYERSKIP_SKIP_BUILD=1       skip the native build (packaging only)
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+
+function log(message) {
+  process.stderr.write(`layerskip: ${message}\n`);
+}
+
+function run(command, args) {
+  const result = spawnSync(command, args, { cwd: root, stdio: 'inherit', env: process.env });
+  if (result.error) return { ok: false, reason: result.error.message };
+  return { ok: result.status === 0, reason: `${command} exited with code ${result.status}` };
+}
+
+function hasCommand(command) {
+  const probe = spawnSync(command, ['--version'], { stdio: 'ignore' });
+  return !probe.error && probe.status === 0;
+}
+
+function buildWithCmake() {
+  const cuda = (process.env.LAYERSKIP_CUDA ?? 'AUTO').toUpperCase();
+  if (!['ON', 'OFF', 'AUTO'].includes(cuda)) {
+    return { ok: false, reason: `LAYERSKIP_CUDA must be ON, OFF or AUTO, got "${process.env.LAYERSKIP_CUDA}"` };
+  }
+  const cmakeJs = path.join(path.dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
+  const args = [cmakeJs, 'compile', '--log-level', 'warn', `--CDLAYERSKIP_CUDA=${cuda}`];
+  if (process.env.LAYERSKIP_CUDA_ARCHS) args.push(`--CDLAYERSKIP_CUDA_ARCHS=${process.env.LAYERSKIP_CUDA_ARCHS}`);
+  const jobs = process.env.CMAKE_BUILD_PARALLEL_LEVEL ?? '';
+  if (!jobs) process.env.CMAKE_BUILD_PARALLEL_LEVEL = '2';
+  return run(process.execPath, args);
+}
+
+function buildWithNodeGyp() {
+  const bundled = process.env.npm_config_node_gyp;
+  if (bundled) return run(process.execPath, [bundled, 'rebuild']);
+  return run('node-gyp', ['rebuild']);
+}
+
+if (process.env.LAYERSKIP_SKIP_BUILD === '1') {
+  log('LAYERSKIP_SKIP_BUILD=1: skipping the native build');
+  process.exit(0);
+}
+
+if (hasCommand('cmake')) {
+  log('building the native engine with cmake-js');
+  const result = buildWithCmake();
+  if (result.ok) process.exit(0);
+  log(`cmake-js build failed (${result.reason}); trying node-gyp for the CPU backend`);
+} else {
+  log('CMake was not found on PATH: building the CPU backend with node-gyp (binding.gyp). ' +
+      'Install CMake to also build the CUDA backend.');
+}
+const fallback = buildWithNodeGyp();
+if (!fallback.ok) {
+  log(`node-gyp build failed too (${fallback.reason}). layerskip needs a C++17 compiler; see README.md.`);
+  process.exit(1);
+}

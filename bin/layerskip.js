@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+// The `layerskip` command. Runs the compiled CLI (dist/), or the TypeScript sources through tsx in a checkout
+// that has not been compiled yet.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const compiled = join(root, 'dist', 'lib', 'cli', 'main.js');
+let main;
+if (existsSync(compiled)) {
+  ({ main } = await import(pathToFileURL(compiled).href));
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  ({ main } = await import(pathToFileURL(join(root, 'lib', 'cli', 'main.ts')).href));
+}
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,206 @@
+#include "context_wrap.h"
+
+#include <vector>
+
+#include "args.h"
+#include "model_wrap.h"
+
+namespace layerskip::binding {
+
+Napi::FunctionReference ContextWrap::constructor;
+
+namespace {
+
+// Feeds tokens through layers [0, layer_end), then computes and samples `logit_rows` rows, off the JS thread.
+class EvaluateWorker : public Napi::AsyncWorker {
+ public:
+  EvaluateWorker(Napi::Env env, Napi::Object owner, ContextWrap* wrap, std::vector<int32_t> tokens, int layer_end,
+                 int logit_rows, SamplingParams params, std::vector<double> uniforms)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), wrap_(wrap),
+        tokens_(std::move(tokens)), layer_end_(layer_end), logit_rows_(logit_rows), params_(params),
+        uniforms_(std::move(uniforms)) {
+    owner_ = Napi::Persistent(owner);  // the context object cannot be collected mid-call
+  }
+
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    Context* context = wrap_->context();
+    Status status = context->forward(tokens_.data(), int(tokens_.size()), layer_end_, logit_rows_);
+    if (status.is_ok() && logit_rows_ > 0) {
+      sampled_.resize(logit_rows_);
+      status = context->sample(logit_rows_, params_, uniforms_.empty() ? nullptr : uniforms_.data(), sampled_.data());
+    }
+    if (!status.is_ok()) SetError(status.message());
+  }
+
+  void OnOK() override {
+    wrap_->set_busy(false);
+    Napi::Env env = Env();
+    Napi::Int32Array ids = Napi::Int32Array::New(env, sampled_.size());
+    Napi::Float32Array probabilities = Napi::Float32Array::New(env, sampled_.size());
+    for (size_t i = 0; i < sampled_.size(); i++) {
+      ids[i] = sampled_[i].token;
+      probabilities[i] = sampled_[i].probability;
+    }
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("tokens", ids);
+    result.Set("probabilities", probabilities);
+    deferred_.Resolve(result);
+  }
+
+  void OnError(const Napi::Error& error) override {
+    wrap_->set_busy(false);
+    deferred_.Reject(error.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference owner_;
+  ContextWrap* wrap_;
+  std::vector<int32_t> tokens_;
+  int layer_end_, logit_rows_;
+  SamplingParams params_;
+  std::vector<double> uniforms_;
+  std::vector<SampledToken> sampled_;
+};
+
+}  // namespace
+
+void ContextWrap::Register(Napi::Env env, Napi::Object exports) {
+  Napi::Function cls = DefineClass(env, "NativeContext",
+                                   {InstanceMethod<&ContextWrap::Evaluate>("evaluate"),
+                                    InstanceMethod<&ContextWrap::ReadLogits>("readLogits"),
+                                    InstanceMethod<&ContextWrap::ReadHidden>("readHidden"),
+                                    InstanceMethod<&ContextWrap::Truncate>("truncate"),
+                                    InstanceMethod<&ContextWrap::Length>("length"),
+                                    InstanceMethod<&ContextWrap::LayerLength>("layerLength"),
+                                    InstanceMethod<&ContextWrap::Dispose>("dispose")});
+  constructor = Napi::Persistent(cls);
+  constructor.SuppressDestruct();
+}
+
+// Constructed only by NativeModel.createContext(options) as new NativeContext(model, options).
+ContextWrap::ContextWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ContextWrap>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(ModelWrap::constructor.Value())) {
+    throw Napi::TypeError::New(env, "NativeContext is created by NativeModel.createContext()");
+  }
+  Napi::Object model_object = info[0].As<Napi::Object>();
+  model_wrap_ = ModelWrap::Unwrap(model_object);
+  if (model_wrap_->model() == nullptr) throw Napi::Error::New(env, "model has been disposed");
+  Napi::Object options = info[1].As<Napi::Object>();
+  ContextOptions context_options;
+  context_options.context_length = integer_field(options, "contextLength", 0, 0, 1 << 24);
+  context_options.max_batch = integer_field(options, "maxBatch", 512, 1, 65536);
+  context_options.max_logit_rows = integer_field(options, "maxLogitRows", 64, 1, 4096);
+  Status status = Context::create(*model_wrap_->model(), context_options, &context_);
+  if (!status.is_ok()) throw Napi::Error::New(env, status.message());
+  model_ref_ = Napi::Persistent(model_object);
+  model_wrap_->RetainContext();
+}
+
+ContextWrap::~ContextWrap() { ReleaseResources(); }
+
+void ContextWrap::ReleaseResources() {
+  if (context_) {
+    context_.reset();
+    model_wrap_->ReleaseContext();
+    if (!model_ref_.IsEmpty()) model_ref_.Reset();
+  }
+}
+
+Context* ContextWrap::live_context(const Napi::Env& env, const char* method) const {
+  if (!context_ || dispose_requested_) throw Napi::Error::New(env, std::string(method) + ": context has been disposed");
+  if (busy_) throw Napi::Error::New(env, std::string(method) + ": another evaluate() is still running on this context");
+  return context_.get();
+}
+
+// evaluate(tokens: Int32Array, { layerEnd, logitRows, temperature, topK, topP, uniforms: Float64Array })
+//   → Promise<{ tokens: Int32Array, probabilities: Float32Array }>
+Napi::Value ContextWrap::Evaluate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Context* context = live_context(env, "evaluate");
+  if (info.Length() < 1 || !info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    throw Napi::TypeError::New(env, "tokens must be an Int32Array");
+  }
+  Napi::Int32Array tokens = info[0].As<Napi::Int32Array>();
+  if (tokens.ElementLength() == 0) throw Napi::RangeError::New(env, "tokens must not be empty");
+  Napi::Object options = object_arg(info, 1, "options");
+  const ModelConfig& config = model_wrap_->model()->config();
+  int layer_end = integer_field(options, "layerEnd", config.num_layers, 1, config.num_layers);
+  int logit_rows = integer_field(options, "logitRows", 1, 0, context->max_logit_rows());
+  SamplingParams params;
+  params.temperature = float(number_field(options, "temperature", 0.0, 0.0, 1e6));
+  params.top_k = integer_field(options, "topK", 0, 0, config.vocab_size);
+  params.top_p = float(number_field(options, "topP", 1.0, 0.0, 1.0));
+  std::vector<double> uniforms;
+  Napi::Value uniforms_value = options.Get("uniforms");
+  if (!uniforms_value.IsUndefined()) {
+    if (!uniforms_value.IsTypedArray() || uniforms_value.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+      throw Napi::TypeError::New(env, "uniforms must be a Float64Array");
+    }
+    Napi::Float64Array array = uniforms_value.As<Napi::Float64Array>();
+    if (int(array.ElementLength()) < logit_rows) throw Napi::RangeError::New(env, "uniforms needs one value per logit row");
+    uniforms.assign(array.Data(), array.Data() + array.ElementLength());
+  } else if (params.temperature > 0) {
+    throw Napi::TypeError::New(env, "sampling (temperature > 0) needs uniforms");
+  }
+  std::vector<int32_t> token_copy(tokens.Data(), tokens.Data() + tokens.ElementLength());
+  busy_ = true;
+  auto* worker = new EvaluateWorker(env, Value(), this, std::move(token_copy), layer_end, logit_rows, params,
+                                    std::move(uniforms));
+  Napi::Promise promise = worker->promise();
+  worker->Queue();
+  return promise;
+}
+
+// readLogits(rows) → Float32Array (rows × vocab) of the last evaluate()'s logits.
+Napi::Value ContextWrap::ReadLogits(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Context* context = live_context(env, "readLogits");
+  int rows = int(integer_arg(info, 0, "rows", 1, context->max_logit_rows()));
+  int vocab = model_wrap_->model()->config().vocab_size;
+  Napi::Float32Array out = Napi::Float32Array::New(env, size_t(rows) * vocab);
+  Status status = context->read_logits(out.Data(), rows);
+  if (!status.is_ok()) throw Napi::Error::New(env, status.message());
+  return out;
+}
+
+// readHidden(rows) → Float32Array (rows × hidden) of the working residual stream.
+Napi::Value ContextWrap::ReadHidden(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Context* context = live_context(env, "readHidden");
+  int rows = int(integer_arg(info, 0, "rows", 1, context->max_batch()));
+  int hidden = model_wrap_->model()->config().hidden_size;
+  Napi::Float32Array out = Napi::Float32Array::New(env, size_t(rows) * hidden);
+  Status status = context->read_hidden(out.Data(), rows);
+  if (!status.is_ok()) throw Napi::Error::New(env, status.message());
+  return out;
+}
+
+Napi::Value ContextWrap::Truncate(const Napi::CallbackInfo& info) {
+  Context* context = live_context(info.Env(), "truncate");
+  context->truncate(int(integer_arg(info, 0, "length", 0, context->context_length())));
+  return info.Env().Undefined();
+}
+
+Napi::Value ContextWrap::Length(const Napi::CallbackInfo& info) {
+  if (!context_) throw Napi::Error::New(info.Env(), "length: context has been disposed");
+  return Napi::Number::New(info.Env(), context_->length());
+}
+
+Napi::Value ContextWrap::LayerLength(const Napi::CallbackInfo& info) {
+  if (!context_) throw Napi::Error::New(info.Env(), "layerLength: context has been disposed");
+  int layer = int(integer_arg(info, 0, "layer", 0, model_wrap_->model()->config().num_layers - 1));
+  return Napi::Number::New(info.Env(), context_->layer_length(layer));
+}
+
+Napi::Value ContextWrap::Dispose(const Napi::CallbackInfo& info) {
+  if (busy_) throw Napi::Error::New(info.Env(), "dispose: wait for the running evaluate() to settle first");
+  ReleaseResources();
+  return info.Env().Undefined();
+}
+
+}  // namespace layerskip::binding

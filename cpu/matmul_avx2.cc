@@ -1,0 +1,244 @@
+// AVX2 matmul: out (n, rows) = in (n, cols) · Wᵀ. Two kernels, one arithmetic (simd_avx2.h's canonical dot):
+//   - streaming (n ≤ 8: decode and speculative verification): converts each weight vector once per token tile
+//     while it streams from memory, R rows × T tokens of accumulators in registers, so the weights are read once
+//     for the whole batch. n = 1 runs 8 rows at a time and folds them with hsum8.
+//   - packed (n > 8: prefill): per thread, a panel of kPanelRows weight rows × kBlockK columns is converted to f32
+//     once per block of tokens and reused by every token tile; a 4-token × 3-row register tile of 8-lane
+//     accumulators sweeps it. Blocking over k only pauses a reduction: partial 8-lane accumulators are spilled and
+//     resumed in the same step order, so every output element still sees exactly the canonical sequence of FMAs.
+// Threads split output rows; k is never split, so results are identical for any thread count and any n.
+#if defined(LAYERSKIP_HAVE_AVX2)
+#include <algorithm>
+#include <vector>
+
+#include "matmul.h"
+#include "simd_avx2.h"
+
+namespace layerskip {
+
+namespace {
+
+using avx2::hsum;
+using avx2::hsum8;
+using avx2::lane_mask;
+using avx2::load8;
+using avx2::load_partial;
+
+// ---- streaming kernel (small n) ----------------------------------------------------------------------------------
+
+// out[t0 + t][row0 + r] for T tokens × R rows, weights converted on the fly.
+template <DType dtype, int T, int R>
+void stream_tile(float* out, int out_stride, const float* in, const void* weights, int cols, int row0, int t0) {
+  __m256 acc[T][R];
+  for (int t = 0; t < T; t++)
+    for (int r = 0; r < R; r++) acc[t][r] = _mm256_setzero_ps();
+  const float* x = in + size_t(t0) * cols;
+  const size_t w_base = size_t(row0) * cols;
+  const int full = cols & ~7;
+  for (int k = 0; k < full; k += 8) {
+    __m256 w[R];
+    for (int r = 0; r < R; r++) w[r] = load8<dtype>(weights, w_base + size_t(r) * cols + k);
+    for (int t = 0; t < T; t++) {
+      __m256 xv = _mm256_loadu_ps(x + size_t(t) * cols + k);
+      for (int r = 0; r < R; r++) acc[t][r] = _mm256_fmadd_ps(xv, w[r], acc[t][r]);
+    }
+  }
+  if (full < cols) {
+    const int tail = cols - full;
+    const __m256i mask = lane_mask(tail);
+    __m256 w[R];
+    for (int r = 0; r < R; r++) w[r] = load_partial<dtype>(weights, w_base + size_t(r) * cols + full, tail);
+    for (int t = 0; t < T; t++) {
+      __m256 xv = _mm256_maskload_ps(x + size_t(t) * cols + full, mask);
+      for (int r = 0; r < R; r++) acc[t][r] = _mm256_fmadd_ps(xv, w[r], acc[t][r]);
+    }
+  }
+  if constexpr (T == 1 && R == 8) {
+    _mm256_storeu_ps(out + size_t(t0) * out_stride + row0, hsum8(acc[0]));
+  } else {
+    for (int t = 0; t < T; t++)
+      for (int r = 0; r < R; r++) out[size_t(t0 + t) * out_stride + row0 + r] = hsum(acc[t][r]);
+  }
+}
+
+// Token tiles of up to kMaxTokens over all n, for R rows at row0.
+template <DType dtype, int R, int kMaxTokens>
+void stream_rows(float* out, int out_stride, const float* in, const void* weights, int cols, int row0, int n) {
+  for (int t0 = 0; t0 < n; t0 += kMaxTokens) {
+    switch (std::min(kMaxTokens, n - t0)) {
+#define LS_STREAM_CASE(T) \
+  case T: if constexpr (T <= kMaxTokens) stream_tile<dtype, T, R>(out, out_stride, in, weights, cols, row0, t0); break;
+      LS_STREAM_CASE(1) LS_STREAM_CASE(2) LS_STREAM_CASE(3) LS_STREAM_CASE(4) LS_STREAM_CASE(5) LS_STREAM_CASE(6)
+#undef LS_STREAM_CASE
+    }
+  }
+}
+
+// Rows [begin, end) in groups of R (the leftovers one at a time).
+template <DType dtype, int R, int kMaxTokens>
+void stream_range(float* out, int out_stride, const float* in, const void* weights, int cols, int n, int begin,
+                  int end) {
+  int row = begin;
+  for (; row + R <= end; row += R) stream_rows<dtype, R, kMaxTokens>(out, out_stride, in, weights, cols, row, n);
+  for (; row < end; row++) stream_rows<dtype, 1, kMaxTokens>(out, out_stride, in, weights, cols, row, n);
+}
+
+template <DType dtype>
+void stream_matmul(float* out, const float* in, const Weight& weight, int n, int out_stride, ThreadPool& pool) {
+  const int cols = weight.cols;
+  pool.parallel_for(size_t(weight.rows), 24, [&](size_t begin, size_t end, int) {
+    int b = int(begin), e = int(end);
+    if (n == 1) stream_range<dtype, 8, 1>(out, out_stride, in, weight.data, cols, n, b, e);
+    else if (n == 2) stream_range<dtype, 4, 2>(out, out_stride, in, weight.data, cols, n, b, e);
+    else if (n == 5 || n == 6) stream_range<dtype, 2, 6>(out, out_stride, in, weight.data, cols, n, b, e);
+    else stream_range<dtype, 3, 4>(out, out_stride, in, weight.data, cols, n, b, e);
+  });
+}
+
+// ---- packed kernel (large n) -------------------------------------------------------------------------------------
+
+constexpr int kTileTokens = 4;     // register tile: tokens ...
+constexpr int kTileRows = 3;       // ... × weight rows
+constexpr int kPanelRows = 48;     // weight rows converted per panel (a multiple of kTileRows)
+constexpr int kBlockK = 256;       // columns per k block (a multiple of 8): panel 48 KiB, token tile 4 KiB
+constexpr int kBlockTokens = 128;  // tokens per block: bounds the spilled accumulators to 192 KiB
+
+// Panel rows [row0, row0 + rows) × columns [k0, k0 + steps·8) as f32, zero past `cols`, laid out per row tile g
+// as (steps, tile rows, 8) at g · kTileRows · steps · 8.
+template <DType dtype>
+void pack_weights(float* packed, const void* weights, int cols, int row0, int rows, int k0, int steps) {
+  for (int g0 = 0; g0 < rows; g0 += kTileRows) {
+    const int tile_rows = std::min(kTileRows, rows - g0);
+    float* group = packed + size_t(g0) * steps * 8;
+    for (int r = 0; r < tile_rows; r++) {
+      const size_t base = size_t(row0 + g0 + r) * cols;
+      for (int s = 0; s < steps; s++) {
+        const int k = k0 + s * 8;
+        __m256 v = k + 8 <= cols ? load8<dtype>(weights, base + k) : load_partial<dtype>(weights, base + k, cols - k);
+        _mm256_store_ps(group + (size_t(s) * tile_rows + r) * 8, v);
+      }
+    }
+  }
+}
+
+// Tokens [t0, t0 + tokens) × columns [k0, k0 + steps·8) laid out (steps, tokens, 8), zero past `cols`.
+void pack_inputs(float* packed, const float* in, int cols, int t0, int tokens, int k0, int steps) {
+  for (int t = 0; t < tokens; t++) {
+    const float* x = in + size_t(t0 + t) * cols;
+    for (int s = 0; s < steps; s++) {
+      const int k = k0 + s * 8;
+      __m256 v = k + 8 <= cols ? _mm256_loadu_ps(x + k) : _mm256_maskload_ps(x + k, lane_mask(cols - k));
+      _mm256_store_ps(packed + (size_t(s) * tokens + t) * 8, v);
+    }
+  }
+}
+
+// One register tile over one k block. spill: (T, kPanelRows, 8) partial accumulators at this tile's origin.
+// First block starts from zero, the last one folds the lanes and writes out.
+template <int T, int R>
+void packed_tile(const float* x_packed, const float* w_packed, int steps, float* spill, bool first, bool last,
+                 float* out, int out_stride) {
+  __m256 acc[T][R];
+  for (int t = 0; t < T; t++)
+    for (int r = 0; r < R; r++)
+      acc[t][r] = first ? _mm256_setzero_ps() : _mm256_load_ps(spill + (size_t(t) * kPanelRows + r) * 8);
+  for (int s = 0; s < steps; s++) {
+    __m256 w[R];
+    for (int r = 0; r < R; r++) w[r] = _mm256_load_ps(w_packed + (size_t(s) * R + r) * 8);
+    for (int t = 0; t < T; t++) {
+      __m256 xv = _mm256_load_ps(x_packed + (size_t(s) * T + t) * 8);
+      for (int r = 0; r < R; r++) acc[t][r] = _mm256_fmadd_ps(xv, w[r], acc[t][r]);
+    }
+  }
+  for (int t = 0; t < T; t++)
+    for (int r = 0; r < R; r++) {
+      if (last) out[size_t(t) * out_stride + r] = hsum(acc[t][r]);
+      else _mm256_store_ps(spill + (size_t(t) * kPanelRows + r) * 8, acc[t][r]);
+    }
+}
+
+template <int T>
+void packed_tile_rows(int rows, const float* x_packed, const float* w_packed, int steps, float* spill, bool first,
+                      bool last, float* out, int out_stride) {
+  switch (rows) {
+    case 1: packed_tile<T, 1>(x_packed, w_packed, steps, spill, first, last, out, out_stride); break;
+    case 2: packed_tile<T, 2>(x_packed, w_packed, steps, spill, first, last, out, out_stride); break;
+    default: packed_tile<T, 3>(x_packed, w_packed, steps, spill, first, last, out, out_stride); break;
+  }
+}
+
+// Scratch reused across calls by each thread: the converted panel, the packed token tile, spilled accumulators.
+struct alignas(32) Lanes8 {
+  float lanes[8];
+};
+struct PackedScratch {
+  std::vector<Lanes8> panel = std::vector<Lanes8>(size_t(kPanelRows) * kBlockK / 8);    // (kPanelRows, kBlockK)
+  std::vector<Lanes8> tokens = std::vector<Lanes8>(size_t(kTileTokens) * kBlockK / 8);  // (kTileTokens, kBlockK)
+  std::vector<Lanes8> spill = std::vector<Lanes8>(size_t(kBlockTokens) * kPanelRows);   // (kBlockTokens, kPanelRows, 8)
+};
+
+template <DType dtype>
+void packed_range(float* out, const float* in, const Weight& weight, int n, int out_stride, int row_begin,
+                  int row_end) {
+  static thread_local PackedScratch scratch;
+  float* panel = scratch.panel.data()->lanes;
+  float* tokens = scratch.tokens.data()->lanes;
+  float* spill = scratch.spill.data()->lanes;
+  const int cols = weight.cols;
+  for (int p0 = row_begin; p0 < row_end; p0 += kPanelRows) {
+    const int panel_rows = std::min(kPanelRows, row_end - p0);
+    for (int b0 = 0; b0 < n; b0 += kBlockTokens) {
+      const int block_tokens = std::min(kBlockTokens, n - b0);
+      for (int k0 = 0; k0 < cols; k0 += kBlockK) {
+        const int steps = (std::min(kBlockK, cols - k0) + 7) / 8;
+        const bool first = k0 == 0, last = k0 + kBlockK >= cols;
+        pack_weights<dtype>(panel, weight.data, cols, p0, panel_rows, k0, steps);
+        for (int t0 = b0; t0 < b0 + block_tokens; t0 += kTileTokens) {
+          const int tile_tokens = std::min(kTileTokens, b0 + block_tokens - t0);
+          pack_inputs(tokens, in, cols, t0, tile_tokens, k0, steps);
+          for (int g0 = 0; g0 < panel_rows; g0 += kTileRows) {
+            const int tile_rows = std::min(kTileRows, panel_rows - g0);
+            const float* w_packed = panel + size_t(g0) * steps * 8;
+            float* tile_spill = spill + (size_t(t0 - b0) * kPanelRows + g0) * 8;
+            float* tile_out = out + size_t(t0) * out_stride + p0 + g0;
+            switch (tile_tokens) {
+#define LS_PACKED_CASE(T) \
+  case T: packed_tile_rows<T>(tile_rows, tokens, w_packed, steps, tile_spill, first, last, tile_out, out_stride); break;
+              LS_PACKED_CASE(1) LS_PACKED_CASE(2) LS_PACKED_CASE(3) LS_PACKED_CASE(4)
+#undef LS_PACKED_CASE
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+template <DType dtype>
+void packed_matmul(float* out, const float* in, const Weight& weight, int n, int out_stride, ThreadPool& pool) {
+  pool.parallel_for(size_t(weight.rows), kTileRows * 4, [&](size_t begin, size_t end, int) {
+    packed_range<dtype>(out, in, weight, n, out_stride, int(begin), int(end));
+  });
+}
+
+// n up to this runs the streaming kernel.
+constexpr int kMaxStreamTokens = 8;
+
+template <DType dtype>
+void matmul_typed(float* out, const float* in, const Weight& weight, int n, int out_stride, ThreadPool& pool) {
+  if (n <= kMaxStreamTokens) stream_matmul<dtype>(out, in, weight, n, out_stride, pool);
+  else packed_matmul<dtype>(out, in, weight, n, out_stride, pool);
+}
+
+}  // namespace
+
+void matmul_avx2(float* out, const float* in, const Weight& weight, int n, int out_stride, ThreadPool& pool) {
+  switch (weight.dtype) {
+    case DType::BF16: return matmul_typed<DType::BF16>(out, in, weight, n, out_stride, pool);
+    case DType::F16: return matmul_typed<DType::F16>(out, in, weight, n, out_stride, pool);
+    case DType::F32: return matmul_typed<DType::F32>(out, in, weight, n, out_stride, pool);
+  }
+}
+
+}  // namespace layerskip
+#endif  // LAYERSKIP_HAVE_AVX2

@@ -1,0 +1,95 @@
+// `layerskip generate`: stream a continuation to stdout and finish with a stats line (or --json).
+import { loadModel, type Device } from '../model.js';
+import type { GenerationOptions, GenerationStrategy } from '../generation/options.js';
+import type { GenerationResult } from '../generation/generate.js';
+import { formatHelp, parseArgs, UsageError, type OptionSpecs } from './args.js';
+import { defaultModelDir, readStdin } from './common.js';
+
+export const generateSpecs: OptionSpecs = {
+  model: { kind: 'string', placeholder: 'DIR', description: 'HuggingFace Llama checkpoint folder (default: the bundled demo model)' },
+  prompt: { kind: 'string', placeholder: 'TEXT', description: 'prompt text (default: read from stdin)' },
+  'max-steps': { kind: 'integer', aliases: ['max-tokens'], placeholder: 'N', description: 'most tokens to generate (default 512)' },
+  sample: { kind: 'boolean', description: 'sample instead of greedy decoding (True|False)' },
+  temperature: { kind: 'number', placeholder: 'T', description: 'sampling temperature (default 0.6)' },
+  'top-k': { kind: 'integer', placeholder: 'K', description: 'keep the K most likely tokens (0 = off)' },
+  'top-p': { kind: 'number', placeholder: 'P', description: 'nucleus sampling mass (default 0.9; 1 = off)' },
+  seed: { kind: 'integer', placeholder: 'S', description: 'random seed for sampling' },
+  'stop': { kind: 'list', aliases: ['stop-words'], placeholder: 'TEXT', description: 'stop string (repeatable)' },
+  'generation-strategy': { kind: 'string', placeholder: 'NAME', description: 'autoregressive (default) or self_speculative' },
+  'exit-layer': { kind: 'integer', placeholder: 'E', description: 'early-exit / draft layer' },
+  'num-speculations': { kind: 'integer', placeholder: 'K', description: 'tokens drafted per self-speculative step' },
+  device: { kind: 'string', placeholder: 'NAME', description: 'cpu (default), cuda or auto' },
+  threads: { kind: 'integer', placeholder: 'N', description: 'CPU threads (default: one per core)' },
+  'context-length': { kind: 'integer', placeholder: 'N', description: 'KV cache positions (default min(model max, 4096))' },
+  json: { kind: 'boolean', description: 'print one JSON object with the text and statistics instead of streaming' },
+  help: { kind: 'boolean', aliases: ['h'], description: 'show this help' },
+};
+
+export const generateHelp = formatHelp(
+  'Usage: layerskip generate [--model DIR] (--prompt TEXT | < prompt.txt) [options]',
+  'Generates a continuation of the prompt, streaming it to stdout, then prints a statistics line to stderr.',
+  generateSpecs,
+);
+
+export function formatStats(result: GenerationResult): string {
+  const s = result.stats;
+  return (
+    `[${s.generationStrategy}${s.exitLayer < s.numLayers ? ` exit ${s.exitLayer}/${s.numLayers}` : ''} on ${s.device}] prompt ${s.promptTokens} tokens` +
+    `${s.reusedPromptTokens ? ` (${s.reusedPromptTokens} cached)` : ''}, generated ${s.generatedTokens} tokens; ` +
+    `prefill ${s.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${s.decodeTokensPerSecond.toFixed(1)} tok/s; ` +
+    `finish: ${result.finishReason}`
+  );
+}
+
+export async function runGenerateCommand(argv: string[]): Promise<number> {
+  const { options, positionals } = parseArgs(argv, generateSpecs);
+  if (options.help) {
+    process.stdout.write(generateHelp);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}" (did you mean --prompt?)`);
+  const prompt = (options.prompt as string | undefined) ?? (await readStdin());
+  if (prompt === undefined || prompt.length === 0) throw new UsageError('give a prompt with --prompt TEXT or on stdin');
+  const modelDir = (options.model as string | undefined) ?? defaultModelDir();
+
+  const model = await loadModel(modelDir, {
+    device: options.device as Device | undefined,
+    threads: options.threads as number | undefined,
+    contextLength: options['context-length'] as number | undefined,
+  });
+  try {
+    const generation: GenerationOptions = {
+      maxSteps: options['max-steps'] as number | undefined,
+      sample: options.sample as boolean | undefined,
+      temperature: options.temperature as number | undefined,
+      topK: options['top-k'] as number | undefined,
+      topP: options['top-p'] as number | undefined,
+      seed: options.seed as number | undefined,
+      stopStrings: options.stop as string[] | undefined,
+      generationStrategy: options['generation-strategy'] as GenerationStrategy | undefined,
+      exitLayer: options['exit-layer'] as number | undefined,
+      numSpeculations: options['num-speculations'] as number | undefined,
+    };
+    const controller = new AbortController();
+    const onSigint = () => controller.abort();
+    process.once('SIGINT', onSigint);
+    generation.signal = controller.signal;
+    try {
+      if (options.json) {
+        const result = await model.generate(prompt, generation);
+        process.stdout.write(JSON.stringify({ text: result.text, tokenIds: result.tokenIds, finishReason: result.finishReason, stats: result.stats }) + '\n');
+        return 0;
+      }
+      const stream = model.stream(prompt, generation);
+      for await (const piece of stream) process.stdout.write(piece);
+      const result = await stream.result;
+      process.stdout.write('\n');
+      process.stderr.write(formatStats(result) + '\n');
+      return 0;
+    } finally {
+      process.off('SIGINT', onSigint);
+    }
+  } finally {
+    await model.dispose();
+  }
+}

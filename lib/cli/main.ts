@@ -1,0 +1,33 @@
+// The `layerskip` command: dispatches to subcommands; usage errors print one line and exit 2, other failures
+// print the error message and exit 1.
+import { UsageError } from './args.js';
+import { runGenerateCommand } from './generate-command.js';
+
+const commands: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
+  generate: { summary: 'generate text from a prompt', run: runGenerateCommand },
+};
+
+function mainHelp(): string {
+  const rows = Object.entries(commands).map(([name, command]) => `  ${name.padEnd(14)}${command.summary}`);
+  return `Usage: layerskip <command> [options]\n\nCommands:\n${rows.join('\n')}\n\nRun \`layerskip <command> --help\` for a command's options.\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(mainHelp());
+    return name === undefined ? 2 : 0;
+  }
+  const command = commands[name];
+  try {
+    if (!command) throw new UsageError(`unknown command "${name}" (commands: ${Object.keys(commands).join(', ')})`);
+    return await command.run(rest);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`layerskip: ${error.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`layerskip: ${(error as Error).message}\n`);
+    return 1;
+  }
+}

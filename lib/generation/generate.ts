@@ -1,0 +1,141 @@
+// The generation driver: prompt → prefill → a decoding strategy → text, with stop tokens, stop strings, length
+// limits, cancellation, streaming text and statistics. Strategies only produce token ids; this file decides when
+// to stop and what the caller sees.
+import type { LlamaTokenizer } from '../tokenizer.js';
+import { StreamingDetokenizer } from '../tokenizer.js';
+import { decodeAutoregressive, type EmitTokens } from './autoregressive.js';
+import type { ResolvedOptions } from './options.js';
+import { Random } from './random.js';
+import type { Sampling, Sequence } from './sequence.js';
+import { StopStringMatcher } from './stop-strings.js';
+
+export type FinishReason = 'stop_token' | 'stop_string' | 'length' | 'context_full' | 'abort';
+
+export interface GenerationStats {
+  promptTokens: number;
+  /** Prompt tokens whose cache entries were reused from the previous generation. */
+  reusedPromptTokens: number;
+  generatedTokens: number;
+  prefillMs: number;
+  decodeMs: number;
+  totalMs: number;
+  /** Evaluated prompt tokens per second of prefill. */
+  prefillTokensPerSecond: number;
+  /** Generated tokens (after the first, which prefill produces) per second of decoding. */
+  decodeTokensPerSecond: number;
+  generationStrategy: string;
+  /** Layers the strategy exits at (= numLayers for plain decoding). */
+  exitLayer: number;
+  numLayers: number;
+  device: string;
+}
+
+export interface GenerationResult {
+  text: string;
+  tokenIds: number[];
+  promptTokenIds: number[];
+  finishReason: FinishReason;
+  stats: GenerationStats;
+}
+
+export interface GenerationJob {
+  sequence: Sequence;
+  /** Absent for checkpoints without tokenizer files: the result then has token ids and empty text. */
+  tokenizer?: LlamaTokenizer;
+  promptIds: number[];
+  options: ResolvedOptions;
+  device: string;
+  /** Called with each piece of text as soon as it is final. */
+  onText?: (piece: string) => void;
+}
+
+export async function runGeneration(job: GenerationJob): Promise<GenerationResult> {
+  const { sequence, tokenizer, promptIds, options } = job;
+  const sampling: Sampling = { temperature: options.temperature, topK: options.topK, topP: options.topP };
+  const random = new Random(options.seed);
+  const detokenizer = tokenizer ? new StreamingDetokenizer(tokenizer) : { push: () => '', flush: () => '' };
+  const stopMatcher = new StopStringMatcher(options.stopStrings);
+  const generated: number[] = [];
+  let text = '';
+  let finishReason: FinishReason = 'length';
+  const publish = (piece: string) => {
+    if (piece.length === 0) return;
+    text += piece;
+    job.onText?.(piece);
+  };
+
+  const started = performance.now();
+  let prefillEnded = started;
+  let reused = 0;
+  const stats = (): GenerationStats => {
+    const ended = performance.now();
+    const prefillMs = prefillEnded - started;
+    const decodeMs = ended - prefillEnded;
+    const evaluated = promptIds.length - reused;
+    return {
+      promptTokens: promptIds.length,
+      reusedPromptTokens: reused,
+      generatedTokens: generated.length,
+      prefillMs,
+      decodeMs,
+      totalMs: ended - started,
+      prefillTokensPerSecond: prefillMs > 0 ? (evaluated * 1000) / prefillMs : 0,
+      decodeTokensPerSecond: decodeMs > 0 && generated.length > 1 ? ((generated.length - 1) * 1000) / decodeMs : 0,
+      generationStrategy: options.generationStrategy,
+      exitLayer: options.exitLayer,
+      numLayers: sequence.numLayers,
+      device: job.device,
+    };
+  };
+
+  // Decides, token by token, whether generation goes on.
+  const emit: EmitTokens = (tokens) => {
+    for (const token of tokens) {
+      if (options.stopTokenIds.has(token)) {
+        finishReason = 'stop_token';
+        return false;
+      }
+      generated.push(token);
+      const check = stopMatcher.push(detokenizer.push(token));
+      publish(check.emit);
+      if (check.stopped) {
+        finishReason = 'stop_string';
+        return false;
+      }
+      if (generated.length >= options.maxSteps) {
+        finishReason = 'length';
+        return false;
+      }
+    }
+    if (options.signal?.aborted) {
+      finishReason = 'abort';
+      return false;
+    }
+    if (sequence.length + 1 >= sequence.contextLength) {
+      finishReason = 'context_full';
+      return false;
+    }
+    return true;
+  };
+
+  if (options.maxSteps > 0 && !options.signal?.aborted) {
+    const prefillLayers = options.generationStrategy === 'autoregressive' ? options.exitLayer : sequence.numLayers;
+    const first = await sequence.prefill(promptIds, prefillLayers, sampling, random);
+    reused = first.reused;
+    prefillEnded = performance.now();
+    if (options.generationStrategy === 'autoregressive') {
+      await decodeAutoregressive(sequence, first, options.exitLayer, sampling, random, emit);
+    } else {
+      throw new Error('generationStrategy "self_speculative" is not available yet');
+    }
+  } else if (options.signal?.aborted) {
+    finishReason = 'abort';
+  }
+  if (finishReason !== 'stop_string') {
+    const tail = stopMatcher.push(detokenizer.flush());
+    publish(tail.emit);
+    if (tail.stopped) finishReason = 'stop_string';
+    else publish(stopMatcher.flush());
+  }
+  return { text, tokenIds: generated, promptTokenIds: promptIds, finishReason, stats: stats() };
+}

@@ -1,0 +1,123 @@
+// Generation options: the public shape, LayerSkip's defaults, and validation with errors that name the option.
+
+export type GenerationStrategy = 'autoregressive' | 'self_speculative';
+
+export interface GenerationOptions {
+  /** Most tokens to generate (LayerSkip's name). Default 512, bounded by the context. */
+  maxSteps?: number;
+  /** Alias of maxSteps. */
+  maxTokens?: number;
+  /** Sample instead of greedy decoding. Default false. */
+  sample?: boolean;
+  /** Sampling temperature (> 0). Default 0.6 when sampling. */
+  temperature?: number;
+  /** Keep only the k most likely tokens (0 = off). Default 0. */
+  topK?: number;
+  /** Keep the smallest set of tokens whose probability reaches p (1 = off). Default 0.9 when sampling. */
+  topP?: number;
+  /** Seed for sampling; the same seed gives the same output. Default: random. */
+  seed?: number;
+  /** Token ids that end generation. Default: the model's eos ids. */
+  stopTokenIds?: number[];
+  /** Strings that end generation; they are not included in the output. */
+  stopStrings?: string[];
+  /** Cancels generation; the result so far is returned with finishReason "abort". */
+  signal?: AbortSignal;
+  /** "autoregressive" (default) or "self_speculative". */
+  generationStrategy?: GenerationStrategy;
+  /** E: with autoregressive, early-exit decoding through the first E layers; with self_speculative, the draft depth. */
+  exitLayer?: number;
+  /** k: tokens drafted per self-speculative step. */
+  numSpeculations?: number;
+  /** Add the tokenizer's BOS token as its files specify. Default true. */
+  addSpecialTokens?: boolean;
+}
+
+export interface ResolvedOptions {
+  maxSteps: number;
+  temperature: number; // 0 = greedy
+  topK: number;
+  topP: number;
+  seed: number;
+  stopTokenIds: Set<number>;
+  stopStrings: string[];
+  signal?: AbortSignal;
+  generationStrategy: GenerationStrategy;
+  exitLayer: number; // = numLayers when not set
+  numSpeculations: number;
+  addSpecialTokens: boolean;
+}
+
+export interface ModelLimits {
+  numLayers: number;
+  vocabSize: number;
+  eosTokenIds: number[];
+}
+
+function integerOption(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`${name} must be an integer in [${min}, ${max}], got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function numberOption(name: string, value: unknown, check: (n: number) => boolean, expectation: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || !check(value)) {
+    throw new RangeError(`${name} must be ${expectation}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+export function resolveOptions(options: GenerationOptions, limits: ModelLimits): ResolvedOptions {
+  if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
+  if (options.maxSteps !== undefined && options.maxTokens !== undefined && options.maxSteps !== options.maxTokens) {
+    throw new RangeError('maxSteps and maxTokens are aliases; give one of them');
+  }
+  const maxSteps = integerOption('maxSteps', options.maxSteps ?? options.maxTokens ?? 512, 0, 1 << 24);
+  const sample = options.sample ?? false;
+  if (typeof sample !== 'boolean') throw new TypeError('sample must be true or false');
+  const temperature = sample
+    ? numberOption('temperature', options.temperature ?? 0.6, (t) => t > 0 && t <= 1000, 'a number in (0, 1000]')
+    : 0;
+  const topK = integerOption('topK', options.topK ?? 0, 0, limits.vocabSize);
+  const topP = numberOption('topP', options.topP ?? (sample ? 0.9 : 1), (p) => p > 0 && p <= 1, 'in (0, 1]');
+  const seed =
+    options.seed === undefined
+      ? Math.floor(Math.random() * 2 ** 32)
+      : integerOption('seed', options.seed, -(2 ** 53) + 1, 2 ** 53 - 1);
+
+  const stopTokenIds = new Set<number>();
+  for (const id of options.stopTokenIds ?? limits.eosTokenIds) {
+    stopTokenIds.add(integerOption('stopTokenIds[]', id, 0, limits.vocabSize - 1));
+  }
+  const stopStrings = options.stopStrings ?? [];
+  if (!Array.isArray(stopStrings) || stopStrings.some((s) => typeof s !== 'string' || s.length === 0)) {
+    throw new TypeError('stopStrings must be an array of non-empty strings');
+  }
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw new TypeError('signal must be an AbortSignal');
+  }
+
+  const generationStrategy = options.generationStrategy ?? 'autoregressive';
+  if (generationStrategy !== 'autoregressive' && generationStrategy !== 'self_speculative') {
+    throw new RangeError(`generationStrategy must be "autoregressive" or "self_speculative", got ${JSON.stringify(generationStrategy)}`);
+  }
+  const exitLayer = integerOption('exitLayer', options.exitLayer ?? limits.numLayers, 1, limits.numLayers);
+  const numSpeculations = integerOption('numSpeculations', options.numSpeculations ?? 6, 1, 64);
+  const addSpecialTokens = options.addSpecialTokens ?? true;
+
+  return {
+    maxSteps,
+    temperature,
+    topK,
+    topP,
+    seed,
+    stopTokenIds,
+    stopStrings,
+    signal: options.signal,
+    generationStrategy,
+    exitLayer,
+    numSpeculations,
+    addSpecialTokens,
+  };
+}

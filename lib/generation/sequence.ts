@@ -1,0 +1,76 @@
+// Sequence: the token ids whose keys and values sit in a native context, and the two forward steps every
+// strategy starts from — prefill a prompt (reusing a cached common prefix) and decode one token.
+import type { NativeContext, NativeEvaluateOptions } from '../native.js';
+import type { Random } from './random.js';
+
+export interface Sampling {
+  temperature: number; // 0 = greedy
+  topK: number;
+  topP: number;
+}
+
+export interface PickedToken {
+  token: number;
+  /** Probability of `token` under the distribution it was picked from. */
+  probability: number;
+}
+
+export class Sequence {
+  /** Tokens whose K/V are cached in layers [0, cachedLayers). */
+  tokens: number[] = [];
+
+  constructor(
+    readonly native: NativeContext,
+    readonly contextLength: number,
+    readonly numLayers: number,
+  ) {}
+
+  /**
+   * Makes the cache hold `prompt` in layers [0, layerEnd), evaluating only what is not already cached, and picks
+   * the token that follows. Returns how many prompt tokens were reused from the cache.
+   */
+  async prefill(prompt: number[], layerEnd: number, sampling: Sampling, random: Random): Promise<PickedToken & { reused: number }> {
+    if (prompt.length === 0) throw new RangeError('the prompt is empty (no tokens to start from)');
+    if (prompt.length >= this.contextLength) {
+      throw new RangeError(`the prompt has ${prompt.length} tokens; the context holds ${this.contextLength}`);
+    }
+    let reused = 0;
+    const limit = Math.min(prompt.length - 1, this.tokens.length, this.cachedLength(layerEnd));
+    while (reused < limit && this.tokens[reused] === prompt[reused]) reused++;
+    this.truncate(reused);
+    const picked = await this.evaluate(prompt.slice(reused), layerEnd, sampling, random);
+    this.tokens = prompt.slice();
+    return { ...picked, reused };
+  }
+
+  /** Appends `token` and picks the next one from layers [0, layerEnd). */
+  async decodeOne(token: number, layerEnd: number, sampling: Sampling, random: Random): Promise<PickedToken> {
+    const picked = await this.evaluate([token], layerEnd, sampling, random);
+    this.tokens.push(token);
+    return picked;
+  }
+
+  /** Forgets every position ≥ length. */
+  truncate(length: number): void {
+    this.native.truncate(length);
+    if (this.tokens.length > length) this.tokens.length = length;
+  }
+
+  get length(): number {
+    return this.tokens.length;
+  }
+
+  // Positions that layers [0, layerEnd) all hold.
+  private cachedLength(layerEnd: number): number {
+    let length = Infinity;
+    for (let layer = 0; layer < layerEnd; layer++) length = Math.min(length, this.native.layerLength(layer));
+    return length;
+  }
+
+  private async evaluate(tokens: number[], layerEnd: number, sampling: Sampling, random: Random): Promise<PickedToken> {
+    const options: NativeEvaluateOptions = { layerEnd, logitRows: 1, ...sampling };
+    if (sampling.temperature > 0) options.uniforms = random.uniforms(1);
+    const result = await this.native.evaluate(Int32Array.from(tokens), options);
+    return { token: result.tokens[0], probability: result.probabilities[0] };
+  }
+}

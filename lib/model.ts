@@ -1,0 +1,187 @@
+// LayerSkipModel: a loaded checkpoint with its tokenizer and one native context, and the public generate/stream API.
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { resolveOptions, type GenerationOptions } from './generation/options.js';
+import { runGeneration, type GenerationResult } from './generation/generate.js';
+import { Sequence } from './generation/sequence.js';
+import { loadNativeBinding, type NativeContext, type NativeModel, type NativeModelInfo } from './native.js';
+import { LlamaTokenizer } from './tokenizer.js';
+
+export type Device = 'cpu' | 'cuda' | 'auto';
+
+export interface LoadOptions {
+  /** "cpu" (default), "cuda", or "auto" (CUDA when a usable GPU is present). */
+  device?: Device;
+  /** CPU threads; default one per core. */
+  threads?: number;
+  /** Positions the KV cache holds; default min(max_position_embeddings, 4096). */
+  contextLength?: number;
+}
+
+export type ModelInfo = NativeModelInfo & { dir: string; contextLength: number };
+
+export class LayerSkipModel {
+  private native: NativeModel | undefined;
+  private context: NativeContext | undefined;
+  private readonly sequence: Sequence;
+  // Generations on one model run one after another; this is the tail of that queue.
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    native: NativeModel,
+    context: NativeContext,
+    /** Undefined when the folder has no tokenizer.json: prompts must then be token ids. */
+    readonly tokenizer: LlamaTokenizer | undefined,
+    readonly info: ModelInfo,
+  ) {
+    this.native = native;
+    this.context = context;
+    this.sequence = new Sequence(context, info.contextLength, info.numLayers);
+  }
+
+  /** Loads a HuggingFace Llama checkpoint folder. */
+  static async load(dir: string, options: LoadOptions = {}): Promise<LayerSkipModel> {
+    if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('model directory must be a non-empty string');
+    const device = options.device ?? 'cpu';
+    if (!['cpu', 'cuda', 'auto'].includes(device)) {
+      throw new RangeError(`device must be "cpu", "cuda" or "auto", got ${JSON.stringify(device)}`);
+    }
+    if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1 || options.threads > 1024)) {
+      throw new RangeError(`threads must be an integer in [1, 1024], got ${JSON.stringify(options.threads)}`);
+    }
+    const resolved = path.resolve(dir);
+    if (!fs.existsSync(resolved) || !fs.statSync(resolved).isDirectory()) {
+      throw new Error(`${resolved}: model folder not found`);
+    }
+    const binding = loadNativeBinding();
+    const tokenizer = fs.existsSync(path.join(resolved, 'tokenizer.json')) ? await LlamaTokenizer.fromDir(resolved) : undefined;
+    const native = await binding.NativeModel.load(resolved, { device, threads: options.threads ?? 0 });
+    const nativeInfo = native.info();
+    if (tokenizer && tokenizer.vocabSize > nativeInfo.vocabSize) {
+      native.dispose();
+      throw new Error(
+        `${path.join(resolved, 'tokenizer.json')}: the tokenizer has ${tokenizer.vocabSize} tokens but config.json's ` +
+          `vocab_size is ${nativeInfo.vocabSize}`,
+      );
+    }
+    let context: NativeContext;
+    try {
+      context = native.createContext({ contextLength: options.contextLength ?? 0 });
+    } catch (error) {
+      native.dispose();
+      throw error;
+    }
+    const contextLength = options.contextLength ?? Math.min(nativeInfo.maxPositionEmbeddings, 4096);
+    return new LayerSkipModel(native, context, tokenizer, { ...nativeInfo, dir: resolved, contextLength });
+  }
+
+  /** Generates a continuation of `prompt` (text, or token ids used as given). */
+  generate(prompt: string | number[], options: GenerationOptions = {}): Promise<GenerationResult> {
+    return this.enqueue(() => this.run(prompt, options));
+  }
+
+  /**
+   * Streams the continuation as text pieces. The async iterator yields pieces as they become final;
+   * `result` resolves with the same GenerationResult generate() returns.
+   */
+  stream(prompt: string | number[], options: GenerationOptions = {}): AsyncIterable<string> & { result: Promise<GenerationResult> } {
+    const pieces: string[] = [];
+    let wake: (() => void) | undefined;
+    let finished = false;
+    const result = this.enqueue(() =>
+      this.run(prompt, options, (piece) => {
+        pieces.push(piece);
+        wake?.();
+      }),
+    ).finally(() => {
+      finished = true;
+      wake?.();
+    });
+    result.catch(() => {}); // surfaced through the iterator and `result`, never as an unhandled rejection
+    async function* iterate(): AsyncGenerator<string> {
+      while (true) {
+        if (pieces.length > 0) {
+          yield pieces.shift()!;
+          continue;
+        }
+        if (finished) {
+          await result; // rethrows a generation error
+          return;
+        }
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    }
+    return Object.assign(iterate(), { result });
+  }
+
+  /** Token ids of `text` as this model's tokenizer encodes a prompt. */
+  encode(text: string, options: { addSpecialTokens?: boolean } = {}): number[] {
+    return this.requireTokenizer().encode(text, options);
+  }
+
+  decode(ids: number[]): string {
+    return this.requireTokenizer().decode(ids);
+  }
+
+  /** Frees the KV cache and the weights; waits for a running generation to finish first. */
+  async dispose(): Promise<void> {
+    await this.queue.catch(() => {});
+    this.context?.dispose();
+    this.native?.dispose();
+    this.context = undefined;
+    this.native = undefined;
+  }
+
+  get disposed(): boolean {
+    return this.native === undefined;
+  }
+
+  private requireTokenizer(): LlamaTokenizer {
+    if (!this.tokenizer) {
+      throw new Error(`${this.info.dir} has no tokenizer.json: give prompts as token ids, or add the tokenizer files`);
+    }
+    return this.tokenizer;
+  }
+
+  private enqueue<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(work, work);
+    this.queue = next.catch(() => {});
+    return next;
+  }
+
+  private async run(prompt: string | number[], options: GenerationOptions, onText?: (piece: string) => void) {
+    if (!this.context) throw new Error('the model has been disposed');
+    const resolved = resolveOptions(options, {
+      numLayers: this.info.numLayers,
+      vocabSize: this.info.vocabSize,
+      eosTokenIds: this.info.eosTokenIds.length > 0 ? this.info.eosTokenIds : (this.tokenizer?.eosTokenIds ?? []),
+    });
+    const promptIds = this.promptIds(prompt, resolved.addSpecialTokens);
+    return runGeneration({
+      sequence: this.sequence,
+      tokenizer: this.tokenizer,
+      promptIds,
+      options: resolved,
+      device: this.info.device,
+      onText,
+    });
+  }
+
+  private promptIds(prompt: string | number[], addSpecialTokens: boolean): number[] {
+    if (typeof prompt === 'string') return this.requireTokenizer().encode(prompt, { addSpecialTokens });
+    if (!Array.isArray(prompt)) throw new TypeError('prompt must be a string or an array of token ids');
+    for (const id of prompt) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.info.vocabSize) {
+        throw new RangeError(`prompt token id ${JSON.stringify(id)} is outside the vocabulary [0, ${this.info.vocabSize})`);
+      }
+    }
+    return prompt.slice();
+  }
+}
+
+/** Loads a HuggingFace Llama checkpoint folder (see LoadOptions). */
+export function loadModel(dir: string, options: LoadOptions = {}): Promise<LayerSkipModel> {
+  return LayerSkipModel.load(dir, options);
+}

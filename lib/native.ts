@@ -1,0 +1,109 @@
+// The raw native binding, typed once. Everything else in lib/ goes through the classes in model.ts; nothing
+// outside this file touches the addon directly.
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeModelInfo {
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  vocabSize: number;
+  maxPositionEmbeddings: number;
+  ropeTheta: number;
+  tieWordEmbeddings: boolean;
+  bosTokenId: number;
+  eosTokenIds: number[];
+  /** Stored dtype of the layer matrices: "BF16" | "F16" | "F32". */
+  dtype: string;
+  /** "cpu" or "cuda". */
+  device: string;
+  /** e.g. "cpu (avx2+fma, 2 threads)". */
+  backend: string;
+  /** Why device "auto" fell back to the CPU ("" when it did not). */
+  deviceFallbackReason: string;
+  weightBytesPerToken: number;
+  weightBytesPerLayer: number;
+  headWeightBytes: number;
+}
+
+export interface NativeEvaluateOptions {
+  /** Run layers [0, layerEnd); default all. */
+  layerEnd?: number;
+  /** Compute logits and pick a token for the last `logitRows` tokens (0 = none); default 1. */
+  logitRows?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  /** One uniform in [0, 1) per logit row; required when temperature > 0. */
+  uniforms?: Float64Array;
+}
+
+export interface NativeEvaluateResult {
+  tokens: Int32Array;
+  probabilities: Float32Array;
+}
+
+export interface NativeContext {
+  evaluate(tokens: Int32Array, options?: NativeEvaluateOptions): Promise<NativeEvaluateResult>;
+  readLogits(rows: number): Float32Array;
+  readHidden(rows: number): Float32Array;
+  truncate(length: number): void;
+  length(): number;
+  layerLength(layer: number): number;
+  dispose(): void;
+}
+
+export interface NativeContextOptions {
+  contextLength?: number;
+  maxBatch?: number;
+  maxLogitRows?: number;
+}
+
+export interface NativeModel {
+  info(): NativeModelInfo;
+  createContext(options?: NativeContextOptions): NativeContext;
+  dispose(): void;
+}
+
+export interface NativeBinding {
+  NativeModel: { load(dir: string, options: { device?: string; threads?: number }): Promise<NativeModel> };
+  cudaCompiledIn: boolean;
+}
+
+/** The folder holding layerskip's package.json (lib/ in development, dist/lib/ when compiled). */
+export function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+}
+
+let cached: NativeBinding | undefined;
+
+/** Loads the addon, trying each build location and reporting every failure in one message. */
+export function loadNativeBinding(): NativeBinding {
+  if (cached) return cached;
+  const require = createRequire(import.meta.url);
+  const candidates = [
+    process.env.LAYERSKIP_ADDON_PATH,
+    path.join(packageRoot(), 'build', 'Release', 'layerskip.node'),
+    path.join(packageRoot(), 'build', 'Debug', 'layerskip.node'),
+  ].filter((candidate): candidate is string => Boolean(candidate));
+  const failures: string[] = [];
+  for (const candidate of candidates) {
+    try {
+      cached = require(candidate) as NativeBinding;
+      return cached;
+    } catch (error) {
+      failures.push(`  ${candidate}: ${(error as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw new Error(
+    `layerskip: could not load the native addon. Tried:\n${failures.join('\n')}\n` +
+      'Run `npm install` (or `npm run build:native`) in the layerskip package to build it.',
+  );
+}
