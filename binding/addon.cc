@@ -2,12 +2,22 @@
 #include <napi.h>
 
 #include "../core/backend_factory.h"
+#include "../core/host_bandwidth.h"
+#include "args.h"
 #include "context_wrap.h"
 #include "model_wrap.h"
 
 namespace layerskip::binding {
 
+// measureReadBandwidth(threads, megabytes) → bytes per second (synchronous; for benchmarks only).
+static Napi::Value MeasureReadBandwidth(const Napi::CallbackInfo& info) {
+  int threads = int(integer_arg(info, 0, "threads", 0, 1024));
+  int64_t megabytes = integer_arg(info, 1, "megabytes", 16, 1 << 16);
+  return Napi::Number::New(info.Env(), measure_host_read_bandwidth(threads, size_t(megabytes) << 20, 5));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("measureReadBandwidth", Napi::Function::New(env, MeasureReadBandwidth));
   ModelWrap::Register(env, exports);
   ContextWrap::Register(env, exports);
   exports.Set("cudaCompiledIn", Napi::Boolean::New(env, cuda_compiled_in()));

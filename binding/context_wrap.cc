@@ -1,5 +1,6 @@
 #include "context_wrap.h"
 
+#include <functional>
 #include <vector>
 
 #include "args.h"
@@ -65,6 +66,43 @@ class EvaluateWorker : public Napi::AsyncWorker {
   std::vector<SampledToken> sampled_;
 };
 
+// Runs one speculative step (`work`, which touches no N-API) off the JS thread and resolves with `result`.
+class SpeculativeWorker : public Napi::AsyncWorker {
+ public:
+  using Work = std::function<Status()>;
+  using Result = std::function<Napi::Value(Napi::Env)>;
+
+  SpeculativeWorker(Napi::Env env, Napi::Object owner, ContextWrap* wrap, Work work, Result result)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), wrap_(wrap), work_(std::move(work)),
+        result_(std::move(result)) {
+    owner_ = Napi::Persistent(owner);
+  }
+
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    Status status = work_();
+    if (!status.is_ok()) SetError(status.message());
+  }
+
+  void OnOK() override {
+    wrap_->set_busy(false);
+    deferred_.Resolve(result_(Env()));
+  }
+
+  void OnError(const Napi::Error& error) override {
+    wrap_->set_busy(false);
+    deferred_.Reject(error.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference owner_;
+  ContextWrap* wrap_;
+  Work work_;
+  Result result_;
+};
+
 }  // namespace
 
 void ContextWrap::Register(Napi::Env env, Napi::Object exports) {
@@ -72,6 +110,10 @@ void ContextWrap::Register(Napi::Env env, Napi::Object exports) {
                                    {InstanceMethod<&ContextWrap::Evaluate>("evaluate"),
                                     InstanceMethod<&ContextWrap::ReadLogits>("readLogits"),
                                     InstanceMethod<&ContextWrap::ReadHidden>("readHidden"),
+                                    InstanceMethod<&ContextWrap::ReserveSpeculation>("reserveSpeculation"),
+                                    InstanceMethod<&ContextWrap::Draft>("draft"),
+                                    InstanceMethod<&ContextWrap::Verify>("verify"),
+                                    InstanceMethod<&ContextWrap::ExitRows>("exitRows"),
                                     InstanceMethod<&ContextWrap::Truncate>("truncate"),
                                     InstanceMethod<&ContextWrap::Length>("length"),
                                     InstanceMethod<&ContextWrap::LayerLength>("layerLength"),
@@ -154,6 +196,105 @@ Napi::Value ContextWrap::Evaluate(const Napi::CallbackInfo& info) {
   Napi::Promise promise = worker->promise();
   worker->Queue();
   return promise;
+}
+
+SamplingParams ContextWrap::sampling_params(const Napi::Object& options) const {
+  SamplingParams params;
+  params.temperature = float(number_field(options, "temperature", 0.0, 0.0, 1e6));
+  params.top_k = integer_field(options, "topK", 0, 0, model_wrap_->model()->config().vocab_size);
+  params.top_p = float(number_field(options, "topP", 1.0, 0.0, 1.0));
+  return params;
+}
+
+// reserveSpeculation(numSpeculations): sizes the exit cache for up to numSpeculations drafts per step.
+Napi::Value ContextWrap::ReserveSpeculation(const Napi::CallbackInfo& info) {
+  Context* context = live_context(info.Env(), "reserveSpeculation");
+  int num_speculations = int(integer_arg(info, 0, "numSpeculations", 1, context->max_batch() - 1));
+  Status status = context->reserve_speculation(num_speculations);
+  if (!status.is_ok()) throw Napi::Error::New(info.Env(), status.message());
+  return info.Env().Undefined();
+}
+
+// draft(token, { exitLayer, temperature, topK, topP, uniform }) → Promise<{ token, probability, confidence }>
+Napi::Value ContextWrap::Draft(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Context* context = live_context(env, "draft");
+  const ModelConfig& config = model_wrap_->model()->config();
+  int32_t token = int32_t(integer_arg(info, 0, "token", 0, config.vocab_size - 1));
+  Napi::Object options = object_arg(info, 1, "options");
+  int exit_layer = integer_field(options, "exitLayer", config.num_layers, 1, config.num_layers);
+  SamplingParams params = sampling_params(options);
+  double uniform = number_field(options, "uniform", -1.0, 0.0, 1.0);
+  if (params.temperature > 0 && uniform < 0) throw Napi::TypeError::New(env, "sampling (temperature > 0) needs uniform");
+  auto proposal = std::make_shared<DraftProposal>();
+  busy_ = true;
+  auto* worker = new SpeculativeWorker(
+      env, Value(), this,
+      [=] { return context->draft(token, exit_layer, params, uniform, proposal.get()); },
+      [proposal](Napi::Env env) -> Napi::Value {
+        Napi::Object result = Napi::Object::New(env);
+        result.Set("token", proposal->token);
+        result.Set("probability", proposal->probability);
+        result.Set("confidence", proposal->confidence);
+        return result;
+      });
+  Napi::Promise promise = worker->promise();
+  worker->Queue();
+  return promise;
+}
+
+// verify(draftCount, { temperature, topK, topP, uniforms: Float64Array(draftCount + 1) })
+//   → Promise<{ tokens: Int32Array, verifyProbabilities: Float32Array, draftProbabilities: Float32Array }>,
+//   each draftCount + 1 long (see VerifyRow in core/context.h).
+Napi::Value ContextWrap::Verify(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Context* context = live_context(env, "verify");
+  int draft_count = int(integer_arg(info, 0, "draftCount", 0, context->max_batch() - 1));
+  Napi::Object options = object_arg(info, 1, "options");
+  SamplingParams params = sampling_params(options);
+  std::vector<double> uniforms;
+  Napi::Value uniforms_value = options.Get("uniforms");
+  if (!uniforms_value.IsUndefined()) {
+    if (!uniforms_value.IsTypedArray() || uniforms_value.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+      throw Napi::TypeError::New(env, "uniforms must be a Float64Array");
+    }
+    Napi::Float64Array array = uniforms_value.As<Napi::Float64Array>();
+    if (int(array.ElementLength()) < draft_count + 1) throw Napi::RangeError::New(env, "uniforms needs draftCount + 1 values");
+    uniforms.assign(array.Data(), array.Data() + array.ElementLength());
+  } else if (params.temperature > 0) {
+    throw Napi::TypeError::New(env, "sampling (temperature > 0) needs uniforms");
+  }
+  auto rows = std::make_shared<std::vector<VerifyRow>>(draft_count + 1);
+  busy_ = true;
+  auto* worker = new SpeculativeWorker(
+      env, Value(), this,
+      [=, uniforms = std::move(uniforms)] {
+        return context->verify(draft_count, params, uniforms.empty() ? nullptr : uniforms.data(), rows->data());
+      },
+      [rows](Napi::Env env) -> Napi::Value {
+        size_t count = rows->size();
+        Napi::Int32Array tokens = Napi::Int32Array::New(env, count);
+        Napi::Float32Array verify_probabilities = Napi::Float32Array::New(env, count);
+        Napi::Float32Array draft_probabilities = Napi::Float32Array::New(env, count);
+        for (size_t i = 0; i < count; i++) {
+          tokens[i] = (*rows)[i].token;
+          verify_probabilities[i] = (*rows)[i].verify_probability;
+          draft_probabilities[i] = (*rows)[i].draft_probability;
+        }
+        Napi::Object result = Napi::Object::New(env);
+        result.Set("tokens", tokens);
+        result.Set("verifyProbabilities", verify_probabilities);
+        result.Set("draftProbabilities", draft_probabilities);
+        return result;
+      });
+  Napi::Promise promise = worker->promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value ContextWrap::ExitRows(const Napi::CallbackInfo& info) {
+  if (!context_) throw Napi::Error::New(info.Env(), "exitRows: context has been disposed");
+  return Napi::Number::New(info.Env(), context_->exit_rows());
 }
 
 // readLogits(rows) → Float32Array (rows × vocab) of the last evaluate()'s logits.

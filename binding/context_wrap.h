@@ -1,5 +1,5 @@
-// NativeContext: one sequence's KV cache and forward pass. The long calls (evaluate) run on the libuv pool and
-// resolve a Promise; only one may be in flight per context.
+// NativeContext: one sequence's KV cache and forward pass. The long calls (evaluate, draft, verify) run on the
+// libuv pool and resolve a Promise; only one may be in flight per context.
 #pragma once
 #include <napi.h>
 
@@ -25,11 +25,16 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   Napi::Value Evaluate(const Napi::CallbackInfo& info);
   Napi::Value ReadLogits(const Napi::CallbackInfo& info);
   Napi::Value ReadHidden(const Napi::CallbackInfo& info);
+  Napi::Value ReserveSpeculation(const Napi::CallbackInfo& info);
+  Napi::Value Draft(const Napi::CallbackInfo& info);
+  Napi::Value Verify(const Napi::CallbackInfo& info);
+  Napi::Value ExitRows(const Napi::CallbackInfo& info);
   Napi::Value Truncate(const Napi::CallbackInfo& info);
   Napi::Value Length(const Napi::CallbackInfo& info);
   Napi::Value LayerLength(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Context* live_context(const Napi::Env& env, const char* method) const;
+  SamplingParams sampling_params(const Napi::Object& options) const;
   void ReleaseResources();
 
   std::unique_ptr<Context> context_;

@@ -178,6 +178,8 @@ Status Context::forward(const int32_t* tokens, int n, int layer_end, int logit_r
 void Context::truncate(int length) {
   if (length < 0) length = 0;
   for (int& layer_length : layer_length_) layer_length = std::min(layer_length, length);
+  exit_rows_ = 0;
+  draft_tokens_.clear();
 }
 
 }  // namespace layerskip

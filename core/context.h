@@ -2,15 +2,37 @@
 // of layers. The steps are separate so decoding strategies compose them:
 //   embed(tokens) → run_layers(a, b) → compute_logits(rows) → sample / read_logits,  truncate(length).
 // Self-speculative decoding runs layers [0, E) to draft and [E, L) to verify, so each layer tracks its own cache
-// length; the cache of layer l holds positions [0, layer_length(l)).
+// length; the cache of layer l holds positions [0, layer_length(l)). Its draft/verify steps live in
+// context_speculative.cc.
 #pragma once
 #include <memory>
 #include <vector>
 
 #include "backend.h"
 #include "model.h"
+#include "token_distribution.h"
 
 namespace layerskip {
+
+// One draft pass's proposal: the next token, its probability under the draft distribution, and the draft's top
+// probability (the confidence adaptive drafting compares against draftConfidence).
+struct DraftProposal {
+  int32_t token = -1;
+  float probability = 0.0f;
+  float confidence = 0.0f;
+};
+
+// One verified row i: the token after position n + i, and for a row that checks draft d_{i+1} the two
+// probabilities the acceptance rule needs.
+//   Greedy: `token` is the verifier's argmax; p_verify(d_{i+1}) is 1 when d_{i+1} is that argmax, else 0, and
+//     p_draft(d_{i+1}) is 1.
+//   Sampling: `token` is drawn from normalize(max(0, p_verify − p_draft)) (used only if d_{i+1} is rejected);
+//     on the last row, which checks no draft, it is the bonus draw from p_verify.
+struct VerifyRow {
+  int32_t token = -1;
+  float verify_probability = 0.0f;
+  float draft_probability = 0.0f;
+};
 
 struct ContextOptions {
   int context_length = 0;   // max positions; ≤ 0: min(max_position_embeddings, 4096)
@@ -49,12 +71,34 @@ class Context {
   // it is more than 1, n ≤ max_batch).
   Status forward(const int32_t* tokens, int n, int layer_end, int logit_rows);
 
-  // Forgets every position ≥ length in every layer (a length update; nothing is copied).
+  // Forgets every position ≥ length in every layer (a length update; nothing is copied); ends any speculation.
   void truncate(int length);
+
+  // --- Self-speculative decoding (exit layer E, L layers) ---
+  // A step starts with every layer holding n positions and the last emitted token x not yet evaluated.
+  //   draft(x), draft(d1), …, draft(d_{r−1}): each runs one token through layers [0, E) at position n + i, keeps
+  //     its layer-E hidden state (the residual stream before the final norm) in exit-cache row i, and proposes
+  //     d_{i+1} from it through the final norm + LM head. Layers [0, E) then hold n + r positions, [E, L) hold n.
+  //   verify(j) with j ∈ {r − 1, r} drafts (j = r − 1 drops the last proposal): when j = r, d_r first runs through
+  //     [0, E). Layers [E, L) then run once over exit rows [0, j] at positions [n, n + j] — layers < E are never
+  //     recomputed — and every layer holds n + j + 1. Row i yields the token after position n + i.
+  //   truncate(n + accepted + 1) rolls back; the exit cache restarts.
+  // Sizes the exit cache for up to num_speculations drafts per step: (num_speculations + 1, hidden) floats,
+  // allocated once (it only grows).
+  Status reserve_speculation(int num_speculations);
+  // `token` is x for a step's first draft, else the previous proposal. params.temperature 0 = greedy.
+  Status draft(int32_t token, int exit_layer, const SamplingParams& params, double uniform, DraftProposal* out);
+  // Verifies the first `draft_count` proposals; `out` and `uniforms` (sampling only) have draft_count + 1 entries.
+  Status verify(int draft_count, const SamplingParams& params, const double* uniforms, VerifyRow* out);
+  // Rows in the exit cache (0 between steps).
+  int exit_rows() const { return exit_rows_; }
 
  private:
   Context(const Model& model) : model_(model), backend_(model.backend()) {}
   Status allocate(float** buffer, size_t count);
+  Status check_step_lengths(const char* step, int layers_below_exit) const;
+  Status pick_draft(const SamplingParams& params, double uniform, DraftProposal* out);
+  Status pick_verified(int row_begin, int count, const SamplingParams& params, const double* uniforms, VerifyRow* out);
 
   const Model& model_;
   Backend& backend_;
@@ -76,6 +120,20 @@ class Context {
   float* rope_sin_ = nullptr;       // (context_length, head_dim / 2)
   std::vector<float*> key_cache_;   // (layers) × (context_length, kv_dim)
   std::vector<float*> value_cache_; // (layers) × (context_length, kv_dim)
+
+  // Self-speculative state (see draft/verify).
+  float* exit_cache_ = nullptr;     // (exit_capacity, dim) layer-E hidden state of positions n, n + 1, …
+  int exit_capacity_ = 0;
+  int exit_rows_ = 0;
+  int exit_layer_ = 0;
+  int speculation_start_ = 0;       // n: the position of the step's first exit row
+  bool speculation_sampled_ = false;
+  std::vector<int32_t> draft_tokens_;                // (exit_rows) proposals d1, d2, …
+  // Sampling only (host): each draft row's distribution, the verify row's, a logits row and a zeroed scratch.
+  std::vector<TokenDistribution> draft_distributions_;  // (exit_capacity)
+  TokenDistribution verify_distribution_;
+  std::vector<float> host_logits_;                   // (vocab)
+  std::vector<double> residual_scratch_;             // (vocab) zeros
 };
 
 }  // namespace layerskip

@@ -1,19 +1,21 @@
-// Each (query row, head) pair is computed independently by the same code, so results do not depend on n.
+// Portable attention and the dispatcher: each (query row, head) job runs the same scalar code.
 #include "attention.h"
 
 #include <cmath>
 #include <vector>
 
+#include "cpu_features.h"
+
 namespace layerskip {
 
-void attention_cpu(float* out, const float* q, const float* k_cache, const float* v_cache, int n, int start_pos,
-                   int num_heads, int num_kv_heads, int head_dim, ThreadPool& pool) {
+void attention_scalar(float* out, const float* q, const float* k_cache, const float* v_cache, int n, int start_pos,
+                      int num_heads, int num_kv_heads, int head_dim, ThreadPool& pool) {
   const int group = num_heads / num_kv_heads;
   const size_t q_stride = size_t(num_heads) * head_dim;
   const size_t kv_stride = size_t(num_kv_heads) * head_dim;
   const float scale = 1.0f / std::sqrt(float(head_dim));
   pool.parallel_for(size_t(n) * num_heads, 1, [&](size_t begin, size_t end, int) {
-    std::vector<float> scores(start_pos + n);
+    std::vector<float> scores(start_pos + n);  // (visible positions) of one job
     for (size_t job = begin; job < end; job++) {
       int t = int(job / num_heads), h = int(job % num_heads);
       int kv_head = h / group;
@@ -41,6 +43,16 @@ void attention_cpu(float* out, const float* q, const float* k_cache, const float
       }
     }
   });
+}
+
+void attention_cpu(float* out, const float* q, const float* k_cache, const float* v_cache, int n, int start_pos,
+                   int num_heads, int num_kv_heads, int head_dim, ThreadPool& pool) {
+#if defined(LAYERSKIP_HAVE_AVX2)
+  if (cpu_has_avx2()) {
+    return attention_avx2(out, q, k_cache, v_cache, n, start_pos, num_heads, num_kv_heads, head_dim, pool);
+  }
+#endif
+  attention_scalar(out, q, k_cache, v_cache, n, start_pos, num_heads, num_kv_heads, head_dim, pool);
 }
 
 }  // namespace layerskip

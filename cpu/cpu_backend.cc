@@ -89,10 +89,10 @@ class CpuBackend final : public Backend {
   }
 
   void swiglu(float* out, const float* gate, const float* up, size_t count) override {
-    swiglu_cpu(out, gate, up, count);
+    swiglu_cpu(out, gate, up, count, pool_);
   }
 
-  void add(float* accumulate, const float* in, size_t count) override { add_cpu(accumulate, in, count); }
+  void add(float* accumulate, const float* in, size_t count) override { add_cpu(accumulate, in, count, pool_); }
 
   Status sample(SampledToken* out, const float* logits, int n, int vocab, const SamplingParams& params,
                 const double* uniforms) override {

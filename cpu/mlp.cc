@@ -2,17 +2,35 @@
 
 #include <cmath>
 
+#include "cpu_features.h"
+
 namespace layerskip {
 
-void swiglu_cpu(float* out, const float* gate, const float* up, size_t count) {
-  for (size_t i = 0; i < count; i++) {
-    float g = gate[i];
-    out[i] = g / (1.0f + std::exp(-g)) * up[i];
-  }
+namespace {
+// Elements per thread range: below this an op runs on the calling thread alone.
+constexpr size_t kElementGrain = 1 << 15;
+}  // namespace
+
+void swiglu_scalar(float* out, const float* gate, const float* up, size_t count, ThreadPool& pool) {
+  pool.parallel_for(count, kElementGrain, [&](size_t begin, size_t end, int) {
+    for (size_t i = begin; i < end; i++) {
+      float g = gate[i];
+      out[i] = g / (1.0f + std::exp(-g)) * up[i];
+    }
+  });
 }
 
-void add_cpu(float* accumulate, const float* in, size_t count) {
-  for (size_t i = 0; i < count; i++) accumulate[i] += in[i];
+void swiglu_cpu(float* out, const float* gate, const float* up, size_t count, ThreadPool& pool) {
+#if defined(LAYERSKIP_HAVE_AVX2)
+  if (cpu_has_avx2()) return swiglu_avx2(out, gate, up, count, pool);
+#endif
+  swiglu_scalar(out, gate, up, count, pool);
+}
+
+void add_cpu(float* accumulate, const float* in, size_t count, ThreadPool& pool) {
+  pool.parallel_for(count, kElementGrain, [&](size_t begin, size_t end, int) {
+    for (size_t i = begin; i < end; i++) accumulate[i] += in[i];
+  });
 }
 
 }  // namespace layerskip

@@ -1,11 +1,14 @@
 #include "rope.h"
 
+#include <cmath>
 #include <cstddef>
+
+#include "cpu_features.h"
 
 namespace layerskip {
 
-void rope_cpu(float* vectors, int n, int row_stride, int num_heads, int head_dim, int start_pos,
-              const float* cos_table, const float* sin_table) {
+void rope_scalar(float* vectors, int n, int row_stride, int num_heads, int head_dim, int start_pos,
+                 const float* cos_table, const float* sin_table) {
   const int half = head_dim / 2;
   for (int t = 0; t < n; t++) {
     const float* cos_row = cos_table + size_t(start_pos + t) * half;
@@ -14,11 +17,19 @@ void rope_cpu(float* vectors, int n, int row_stride, int num_heads, int head_dim
       float* head = vectors + size_t(t) * row_stride + size_t(h) * head_dim;
       for (int i = 0; i < half; i++) {
         float a = head[i], b = head[i + half];
-        head[i] = a * cos_row[i] - b * sin_row[i];
-        head[i + half] = b * cos_row[i] + a * sin_row[i];
+        head[i] = std::fma(a, cos_row[i], -(b * sin_row[i]));
+        head[i + half] = std::fma(b, cos_row[i], a * sin_row[i]);
       }
     }
   }
+}
+
+void rope_cpu(float* vectors, int n, int row_stride, int num_heads, int head_dim, int start_pos,
+              const float* cos_table, const float* sin_table) {
+#if defined(LAYERSKIP_HAVE_AVX2)
+  if (cpu_has_avx2()) return rope_avx2(vectors, n, row_stride, num_heads, head_dim, start_pos, cos_table, sin_table);
+#endif
+  rope_scalar(vectors, n, row_stride, num_heads, head_dim, start_pos, cos_table, sin_table);
 }
 
 }  // namespace layerskip

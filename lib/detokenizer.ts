@@ -15,7 +15,7 @@ export interface StreamingDetokenizerOptions {
   skipSpecialTokens?: boolean;
 }
 
-const REPLACEMENT_CHARACTER = "\uFFFD";
+const REPLACEMENT_CHARACTER = '\uFFFD';
 
 export class StreamingDetokenizer {
   private readonly ids: number[] = [];
@@ -37,7 +37,7 @@ export class StreamingDetokenizer {
       this.readOffset = this.ids.length;
       return newText.slice(prefixText.length);
     }
-    return "";
+    return '';
   }
 
   /** Returns whatever is still held back (an incomplete character decodes to U+FFFD) and resets the state. */
@@ -55,7 +55,7 @@ export class StreamingDetokenizer {
   }
 
   private decodeRange(start: number, end: number): string {
-    if (end <= start) return "";
+    if (end <= start) return '';
     return this.tokenizer.decode(this.ids.slice(start, end), { skipSpecialTokens: this.skipSpecialTokens });
   }
 }

@@ -73,6 +73,8 @@ export interface NativeModel {
 export interface NativeBinding {
   NativeModel: { load(dir: string, options: { device?: string; threads?: number }): Promise<NativeModel> };
   cudaCompiledIn: boolean;
+  /** Host memory read bandwidth in bytes/s (best of 5 passes over a buffer of `megabytes`). */
+  measureReadBandwidth(threads: number, megabytes: number): number;
 }
 
 /** The folder holding layerskip's package.json (lib/ in development, dist/lib/ when compiled). */

@@ -6,9 +6,9 @@
 // the BERT-era clean_up_tokenization_spaces (" ." -> ".") is applied only when asked for, because it
 // rewrites what the model generated and cannot be applied incrementally by a streaming detokenizer.
 
-import fs from "node:fs/promises";
-import path from "node:path";
-import { Tokenizer } from "@huggingface/tokenizers";
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
 
 export interface EncodeOptions {
   /** Add BOS/EOS as the tokenizer files specify (default true). */
@@ -31,13 +31,13 @@ type JsonObject = Record<string, unknown>;
 
 /** A tokenizer_config.json special-token entry: a string or an AddedToken object {content}. */
 function specialTokenContent(value: unknown): string | null {
-  if (typeof value === "string") return value;
-  if (value && typeof value === "object" && typeof (value as JsonObject).content === "string") return (value as JsonObject).content as string;
+  if (typeof value === 'string') return value;
+  if (value && typeof value === 'object' && typeof (value as JsonObject).content === 'string') return (value as JsonObject).content as string;
   return null;
 }
 
 function isObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 export class LlamaTokenizer {
@@ -52,16 +52,16 @@ export class LlamaTokenizer {
   private readonly specialIds: Set<number>;
 
   constructor(tokenizerJson: unknown, tokenizerConfig: unknown = {}, options: LlamaTokenizerOptions = {}) {
-    if (!isObject(tokenizerJson) || !isObject(tokenizerJson.model)) throw new TypeError("tokenizerJson must be a parsed tokenizer.json object with a model");
-    if (!isObject(tokenizerConfig)) throw new TypeError("tokenizerConfig must be a parsed tokenizer_config.json object");
+    if (!isObject(tokenizerJson) || !isObject(tokenizerJson.model)) throw new TypeError('tokenizerJson must be a parsed tokenizer.json object with a model');
+    if (!isObject(tokenizerConfig)) throw new TypeError('tokenizerConfig must be a parsed tokenizer_config.json object');
     this.tokenizer = new Tokenizer(tokenizerJson, tokenizerConfig);
 
     const idOf = (key: string): number | null => {
       const content = specialTokenContent(tokenizerConfig[key]);
       return content === null ? null : (this.tokenizer.token_to_id(content) ?? null);
     };
-    this.bosTokenId = idOf("bos_token");
-    const configEos = idOf("eos_token");
+    this.bosTokenId = idOf('bos_token');
+    const configEos = idOf('eos_token');
     this.eosTokenIds = [...new Set([...(configEos === null ? [] : [configEos]), ...(options.extraEosTokenIds ?? [])])];
 
     let maxId = -1;
@@ -72,8 +72,8 @@ export class LlamaTokenizer {
     );
 
     // What does the post-processor add by itself? Probe with a plain letter.
-    const withSpecial = this.tokenizer.encode("a", { add_special_tokens: true }).ids;
-    const withoutSpecial = this.tokenizer.encode("a", { add_special_tokens: false }).ids;
+    const withSpecial = this.tokenizer.encode('a', { add_special_tokens: true }).ids;
+    const withoutSpecial = this.tokenizer.encode('a', { add_special_tokens: false }).ids;
     const templateAddsBos = this.bosTokenId !== null && withSpecial[0] === this.bosTokenId && withoutSpecial[0] !== this.bosTokenId;
     const lastOf = (ids: number[]) => ids[ids.length - 1];
     const templateAddsEos = configEos !== null && lastOf(withSpecial) === configEos && lastOf(withoutSpecial) !== configEos;
@@ -86,20 +86,20 @@ export class LlamaTokenizer {
    * eos_token_id (optional) from a model folder.
    */
   static async fromDir(dir: string): Promise<LlamaTokenizer> {
-    const tokenizerJson = await readJsonFile(path.join(dir, "tokenizer.json"), true);
-    const tokenizerConfig = (await readJsonFile(path.join(dir, "tokenizer_config.json"), false)) ?? {};
-    const generationConfig = await readJsonFile(path.join(dir, "generation_config.json"), false);
+    const tokenizerJson = await readJsonFile(path.join(dir, 'tokenizer.json'), true);
+    const tokenizerConfig = (await readJsonFile(path.join(dir, 'tokenizer_config.json'), false)) ?? {};
+    const generationConfig = await readJsonFile(path.join(dir, 'generation_config.json'), false);
     const generationEos = generationConfig?.eos_token_id;
     const extraEosTokenIds = (Array.isArray(generationEos) ? generationEos : [generationEos]).filter((id): id is number => Number.isInteger(id));
     try {
       return new LlamaTokenizer(tokenizerJson, tokenizerConfig, { extraEosTokenIds });
     } catch (error) {
-      throw new Error(`cannot build a tokenizer from ${path.join(dir, "tokenizer.json")}: ${(error as Error).message}`, { cause: error });
+      throw new Error(`cannot build a tokenizer from ${path.join(dir, 'tokenizer.json')}: ${(error as Error).message}`, { cause: error });
     }
   }
 
   encode(text: string, options: EncodeOptions = {}): number[] {
-    if (typeof text !== "string") throw new TypeError("text must be a string");
+    if (typeof text !== 'string') throw new TypeError('text must be a string');
     const addSpecialTokens = options.addSpecialTokens ?? true;
     const ids = this.tokenizer.encode(text, { add_special_tokens: addSpecialTokens }).ids;
     if (addSpecialTokens && this.prependBos) ids.unshift(this.bosTokenId as number);
@@ -111,7 +111,7 @@ export class LlamaTokenizer {
     for (const id of ids) {
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new RangeError(`token id ${id} out of range [0, ${this.vocabSize})`);
     }
-    if (ids.length === 0) return "";
+    if (ids.length === 0) return '';
     return this.tokenizer.decode([...ids], {
       skip_special_tokens: options.skipSpecialTokens ?? false,
       clean_up_tokenization_spaces: options.cleanUpTokenizationSpaces ?? false,
@@ -139,9 +139,9 @@ export class LlamaTokenizer {
 async function readJsonFile(file: string, required: boolean): Promise<JsonObject | null> {
   let text: string;
   try {
-    text = await fs.readFile(file, "utf8");
+    text = await fs.readFile(file, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT" && !required) return null;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !required) return null;
     throw new Error(`cannot read ${file}: ${(error as Error).message}`, { cause: error });
   }
   let value: unknown;
@@ -154,4 +154,4 @@ async function readJsonFile(file: string, required: boolean): Promise<JsonObject
   return value;
 }
 
-export { StreamingDetokenizer } from "./detokenizer.js";
+export { StreamingDetokenizer } from './detokenizer.js';

@@ -1,6 +1,7 @@
 // Kernel lab for the CPU backend: every op against a double-precision reference at awkward sizes, AVX2 against the
 // portable kernels, and bit-exact batch invariance (a row alone vs inside any batch, 1 vs 2 threads).
 // Outputs are poisoned with NaN before every run so unwritten elements fail loudly.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -142,23 +143,24 @@ TEST(kernel_matmul_matches_reference) {
 // Each row of a batch equals the same row computed alone (n = 1), bit for bit, at every batch position,
 // for 1 and 2 threads.
 TEST(kernel_matmul_batch_invariant) {
-  const int ns[] = {2, 3, 4, 5, 6, 7, 8, 9, 17, 64, 111, 300};
-  const int shapes[][2] = {{7, 24}, {33, 100}, {200, 2048}, {50, 8192}};  // rows, cols
+  constexpr int kInputs = 140;
+  const int ns[] = {2, 3, 4, 5, 6, 7, 8, 9, 17, 64, 111, 140};
+  const int shapes[][2] = {{7, 24}, {33, 100}, {130, 2048}, {20, 8192}};  // rows, cols
   for (auto [kernel_name, kernel] : matmul_kernels()) {
     for (DType dtype : kDtypes) {
       for (auto& shape : shapes) {
         const int rows = shape[0], cols = shape[1];
         TestWeight w = make_weight(dtype, rows, cols, 5u + rows);
-        std::vector<float> in = random_floats(size_t(300) * cols, 99u + cols, 3.0f);
+        std::vector<float> in = random_floats(size_t(kInputs) * cols, 99u + cols, 3.0f);
         // Each row alone, 1 thread: the ground truth.
-        std::vector<float> alone(size_t(300) * rows, kPoison);
-        for (int t = 0; t < 300; t++) {
+        std::vector<float> alone(size_t(kInputs) * rows, kPoison);
+        for (int t = 0; t < kInputs; t++) {
           kernel(alone.data() + size_t(t) * rows, in.data() + size_t(t) * cols, w.weight, 1, rows, pool_of(1));
         }
         for (int threads : {1, 2}) {
           for (int n : ns) {
             // Batches starting at different rows put each input row at different batch positions.
-            for (int offset : {0, 300 - n}) {
+            for (int offset : {0, kInputs - n}) {
               const int stride = rows + 5;
               std::vector<float> batch(size_t(n) * stride, kPoison);
               kernel(batch.data(), in.data() + size_t(offset) * cols, w.weight, n, stride, pool_of(threads));
@@ -195,6 +197,236 @@ TEST(kernel_matmul_scalar_vs_avx2) {
   }
 }
 #endif
+
+// ---- attention ---------------------------------------------------------------------------------------------------
+
+using AttentionFn = void (*)(float*, const float*, const float*, const float*, int, int, int, int, int, ThreadPool&);
+
+std::vector<std::pair<const char*, AttentionFn>> attention_kernels() {
+  std::vector<std::pair<const char*, AttentionFn>> kernels = {{"scalar", attention_scalar}};
+#if defined(LAYERSKIP_HAVE_AVX2)
+  if (cpu_has_avx2()) kernels.push_back({"avx2", attention_avx2});
+#endif
+  return kernels;
+}
+
+struct AttentionShape {
+  int num_heads, num_kv_heads, head_dim;
+};
+const AttentionShape kAttentionShapes[] = {{4, 2, 64}, {3, 3, 12}, {8, 2, 100}, {2, 1, 128}, {32, 8, 64}};
+
+// Double-precision softmax(q·kᵀ / sqrt(d)) · v for query row t at position start_pos + t.
+void attention_reference(double* out, const float* q, const float* keys, const float* values, int position,
+                         const AttentionShape& s, int h) {
+  const int kv_dim = s.num_kv_heads * s.head_dim;
+  const int kv_head = h / (s.num_heads / s.num_kv_heads);
+  std::vector<double> scores(position + 1);
+  double max_score = -INFINITY;
+  for (int p = 0; p <= position; p++) {
+    double dot = 0;
+    for (int d = 0; d < s.head_dim; d++) dot += double(q[d]) * keys[size_t(p) * kv_dim + kv_head * s.head_dim + d];
+    scores[p] = dot / std::sqrt(double(s.head_dim));
+    max_score = std::max(max_score, scores[p]);
+  }
+  double total = 0;
+  for (double& score : scores) total += (score = std::exp(score - max_score));
+  for (int d = 0; d < s.head_dim; d++) {
+    double sum = 0;
+    for (int p = 0; p <= position; p++) sum += scores[p] * values[size_t(p) * kv_dim + kv_head * s.head_dim + d];
+    out[d] = sum / total;
+  }
+}
+
+// Outputs are convex combinations of values in [-1, 1]: |out - ref| ≤ 2e-5.
+TEST(kernel_attention_matches_reference) {
+  for (auto [kernel_name, kernel] : attention_kernels()) {
+    for (const AttentionShape& s : kAttentionShapes) {
+      const int q_dim = s.num_heads * s.head_dim, kv_dim = s.num_kv_heads * s.head_dim;
+      for (int n : {1, 2, 3, 5, 7, 17}) {
+        for (int start_pos : {0, 9, 300}) {
+          const int positions = start_pos + n;
+          std::vector<float> keys = random_floats(size_t(positions) * kv_dim, 31u + n, 2.0f);
+          std::vector<float> values = random_floats(size_t(positions) * kv_dim, 32u + n);
+          std::vector<float> q = random_floats(size_t(n) * q_dim, 33u + n, 2.0f);
+          std::vector<float> out(size_t(n) * q_dim, kPoison);
+          kernel(out.data(), q.data(), keys.data(), values.data(), n, start_pos, s.num_heads, s.num_kv_heads,
+                 s.head_dim, pool_of(2));
+          std::vector<double> ref(s.head_dim);
+          double worst = 0;
+          for (int t = 0; t < n; t++) {
+            for (int h = 0; h < s.num_heads; h++) {
+              attention_reference(ref.data(), q.data() + size_t(t) * q_dim + h * s.head_dim, keys.data(),
+                                  values.data(), start_pos + t, s, h);
+              for (int d = 0; d < s.head_dim; d++) {
+                double error = std::fabs(out[size_t(t) * q_dim + h * s.head_dim + d] - ref[d]);
+                worst = std::isnan(error) ? INFINITY : std::max(worst, error);
+              }
+            }
+          }
+          CHECK_MSG(worst <= 2e-5, kernel_name << " heads=" << s.num_heads << "/" << s.num_kv_heads << " d="
+                                               << s.head_dim << " n=" << n << " start=" << start_pos
+                                               << " max error " << worst);
+        }
+      }
+    }
+  }
+}
+
+// A row's attention output is the same bits whether the rows were processed as one prefill, one at a time, or in
+// chunks of 5 (verification-sized), with 1 or 2 threads.
+TEST(kernel_attention_batch_invariant) {
+  constexpr int kPositions = 70;
+  for (auto [kernel_name, kernel] : attention_kernels()) {
+    for (const AttentionShape& s : kAttentionShapes) {
+      const int q_dim = s.num_heads * s.head_dim, kv_dim = s.num_kv_heads * s.head_dim;
+      std::vector<float> keys = random_floats(size_t(kPositions) * kv_dim, 41u, 2.0f);
+      std::vector<float> values = random_floats(size_t(kPositions) * kv_dim, 42u);
+      std::vector<float> q = random_floats(size_t(kPositions) * q_dim, 43u, 2.0f);
+      auto run_in_chunks = [&](int chunk, int threads) {
+        std::vector<float> out(size_t(kPositions) * q_dim, kPoison);
+        for (int start = 0; start < kPositions; start += chunk) {
+          int n = std::min(chunk, kPositions - start);
+          kernel(out.data() + size_t(start) * q_dim, q.data() + size_t(start) * q_dim, keys.data(), values.data(), n,
+                 start, s.num_heads, s.num_kv_heads, s.head_dim, pool_of(threads));
+        }
+        return out;
+      };
+      std::vector<float> one_by_one = run_in_chunks(1, 1);
+      for (int threads : {1, 2}) {
+        for (int chunk : {1, 5, 8, kPositions}) {
+          CHECK_MSG(same_bits(run_in_chunks(chunk, threads).data(), one_by_one.data(), one_by_one.size()),
+                    kernel_name << " heads=" << s.num_heads << " d=" << s.head_dim << " chunk=" << chunk
+                                << " threads=" << threads);
+        }
+      }
+    }
+  }
+}
+
+// ---- row-wise and element-wise ops -------------------------------------------------------------------------------
+
+TEST(kernel_rmsnorm_matches_reference_and_is_batch_invariant) {
+  using RmsnormFn = void (*)(float*, const float*, const float*, int, int, float, ThreadPool&);
+  std::vector<std::pair<const char*, RmsnormFn>> kernels = {{"scalar", rmsnorm_scalar}};
+#if defined(LAYERSKIP_HAVE_AVX2)
+  if (cpu_has_avx2()) kernels.push_back({"avx2", rmsnorm_avx2});
+#endif
+  const float eps = 1e-5f;
+  for (auto [kernel_name, kernel] : kernels) {
+    for (int dim : {8, 24, 100, 2048}) {
+      const int n = 111;
+      std::vector<float> in = random_floats(size_t(n) * dim, 51u + dim, 4.0f);
+      std::vector<float> weight = random_floats(dim, 52u, 2.0f);
+      std::vector<float> out(size_t(n) * dim, kPoison);
+      kernel(out.data(), in.data(), weight.data(), n, dim, eps, pool_of(2));
+      for (int t = 0; t < n; t++) {
+        double sum = 0;
+        for (int i = 0; i < dim; i++) sum += double(in[size_t(t) * dim + i]) * in[size_t(t) * dim + i];
+        double scale = 1.0 / std::sqrt(sum / dim + eps);
+        for (int i = 0; i < dim; i++) {
+          double ref = in[size_t(t) * dim + i] * scale * weight[i];
+          float got = out[size_t(t) * dim + i];
+          if (!(std::fabs(got - ref) <= 3e-7 * std::fabs(ref) + 1e-30)) {
+            CHECK_MSG(false, kernel_name << " dim=" << dim << " [" << t << "," << i << "] " << got << " vs " << ref);
+            t = n;
+            break;
+          }
+        }
+      }
+      for (int t : {0, 57, 110}) {
+        std::vector<float> alone(dim, kPoison);
+        kernel(alone.data(), in.data() + size_t(t) * dim, weight.data(), 1, dim, eps, pool_of(1));
+        CHECK_MSG(same_bits(alone.data(), out.data() + size_t(t) * dim, dim), kernel_name << " dim=" << dim << " row " << t);
+      }
+    }
+  }
+}
+
+TEST(kernel_rope_matches_reference_and_is_batch_invariant) {
+  using RopeFn = void (*)(float*, int, int, int, int, int, const float*, const float*);
+  std::vector<std::pair<const char*, RopeFn>> kernels = {{"scalar", rope_scalar}};
+#if defined(LAYERSKIP_HAVE_AVX2)
+  if (cpu_has_avx2()) kernels.push_back({"avx2", rope_avx2});
+#endif
+  for (auto [kernel_name, kernel] : kernels) {
+    for (int head_dim : {8, 12, 34, 64, 128}) {
+      const int n = 17, heads = 3, stride = heads * head_dim + 4, half = head_dim / 2, start = 5;
+      std::vector<float> cos_table = random_floats(size_t(start + n) * half, 61u);
+      std::vector<float> sin_table = random_floats(size_t(start + n) * half, 62u);
+      std::vector<float> original = random_floats(size_t(n) * stride, 63u, 3.0f);
+      std::vector<float> rotated = original;
+      kernel(rotated.data(), n, stride, heads, head_dim, start, cos_table.data(), sin_table.data());
+      for (int t = 0; t < n; t++) {
+        for (int h = 0; h < heads; h++) {
+          const float* a = original.data() + size_t(t) * stride + h * head_dim;
+          const float* got = rotated.data() + size_t(t) * stride + h * head_dim;
+          const float* c = cos_table.data() + size_t(start + t) * half;
+          const float* s = sin_table.data() + size_t(start + t) * half;
+          for (int i = 0; i < half; i++) {
+            double x = a[i], y = a[i + half];
+            double magnitude = std::fabs(x * c[i]) + std::fabs(y * s[i]) + std::fabs(y * c[i]) + std::fabs(x * s[i]);
+            CHECK(std::fabs(got[i] - (x * c[i] - y * s[i])) <= 2.5e-7 * magnitude);
+            CHECK(std::fabs(got[i + half] - (y * c[i] + x * s[i])) <= 2.5e-7 * magnitude);
+          }
+        }
+        std::vector<float> alone(original.begin() + size_t(t) * stride, original.begin() + size_t(t + 1) * stride);
+        kernel(alone.data(), 1, stride, heads, head_dim, start + t, cos_table.data(), sin_table.data());
+        CHECK_MSG(same_bits(alone.data(), rotated.data() + size_t(t) * stride, stride),
+                  kernel_name << " head_dim=" << head_dim << " row " << t);
+      }
+    }
+  }
+}
+
+TEST(kernel_swiglu_and_add) {
+  using SwigluFn = void (*)(float*, const float*, const float*, size_t, ThreadPool&);
+  std::vector<std::pair<const char*, SwigluFn>> kernels = {{"scalar", swiglu_scalar}};
+#if defined(LAYERSKIP_HAVE_AVX2)
+  if (cpu_has_avx2()) kernels.push_back({"avx2", swiglu_avx2});
+#endif
+  for (auto [kernel_name, kernel] : kernels) {
+    for (size_t count : {size_t(1), size_t(7), size_t(100), size_t(8192 * 17 + 3)}) {
+      std::vector<float> gate = random_floats(count, 71u, 20.0f), up = random_floats(count, 72u, 3.0f);
+      if (count > 2) gate[0] = -100.0f, gate[1] = 100.0f;
+      std::vector<float> out(count, kPoison);
+      kernel(out.data(), gate.data(), up.data(), count, pool_of(2));
+      for (size_t i = 0; i < count; i++) {
+        double g = gate[i], ref = g / (1.0 + std::exp(-g)) * up[i];
+        if (!(std::fabs(out[i] - ref) <= 1e-6 * std::fabs(ref) + 1e-30)) {
+          CHECK_MSG(false, kernel_name << " count=" << count << " [" << i << "] silu(" << g << ")·" << up[i] << " = "
+                                       << out[i] << " vs " << ref);
+          break;
+        }
+      }
+      // Element-wise: any element computed alone, or in place (out aliases gate), gives the same bits.
+      for (size_t i : {size_t(0), count / 2, count - 1}) {
+        float alone = kPoison;
+        kernel(&alone, &gate[i], &up[i], 1, pool_of(1));
+        CHECK_MSG(same_bits(&alone, &out[i], 1), kernel_name << " count=" << count << " element " << i);
+      }
+      std::vector<float> in_place = gate;
+      kernel(in_place.data(), in_place.data(), up.data(), count, pool_of(1));
+      CHECK(same_bits(in_place.data(), out.data(), count));
+    }
+  }
+  std::vector<float> accumulate = random_floats(100003, 81u), in = random_floats(100003, 82u);
+  std::vector<float> expected(accumulate.size());
+  for (size_t i = 0; i < expected.size(); i++) expected[i] = accumulate[i] + in[i];
+  add_cpu(accumulate.data(), in.data(), accumulate.size(), pool_of(2));
+  CHECK(same_bits(accumulate.data(), expected.data(), expected.size()));
+}
+
+TEST(kernel_embed_converts_rows_exactly) {
+  for (DType dtype : kDtypes) {
+    TestWeight table = make_weight(dtype, 50, 24, 91u);
+    const int32_t tokens[] = {3, 49, 0, 3};
+    std::vector<float> out(4 * 24, kPoison);
+    embed_cpu(out.data(), tokens, 4, table.weight);
+    for (int t = 0; t < 4; t++) {
+      CHECK(same_bits(out.data() + t * 24, table.exact.data() + size_t(tokens[t]) * 24, 24));
+    }
+  }
+}
 
 }  // namespace
 }  // namespace layerskip

@@ -57,7 +57,7 @@ export async function runGeneration(job: GenerationJob): Promise<GenerationResul
   const stopMatcher = new StopStringMatcher(options.stopStrings);
   const generated: number[] = [];
   let text = '';
-  let finishReason: FinishReason = 'length';
+  let finishReason = 'length' as FinishReason; // assigned inside emit(), so not narrowed
   const publish = (piece: string) => {
     if (piece.length === 0) return;
     text += piece;

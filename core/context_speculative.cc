@@ -1,0 +1,175 @@
+// Self-speculative decoding on one Context: draft through layers [0, E) into the exit cache, verify through
+// [E, L) once over the drafted positions. The position bookkeeping is in context.h; every step asserts it.
+#include <algorithm>
+#include <string>
+
+#include "context.h"
+
+namespace layerskip {
+
+Status Context::reserve_speculation(int num_speculations) {
+  const ModelConfig& c = model_.config();
+  if (num_speculations < 1 || num_speculations + 1 > max_batch_) {
+    return Status::error("numSpeculations must be in [1, " + std::to_string(max_batch_ - 1) + "] (max_batch − 1), got " +
+                         std::to_string(num_speculations));
+  }
+  if (exit_rows_ > 0) return Status::error("reserve_speculation: a speculation step is in progress");
+  int capacity = num_speculations + 1;
+  if (capacity <= exit_capacity_) return Status::ok();
+  if (exit_cache_ != nullptr) {
+    owned_.erase(std::find(owned_.begin(), owned_.end(), exit_cache_));
+    backend_.free(exit_cache_);
+    exit_cache_ = nullptr;
+    exit_capacity_ = 0;
+  }
+  LS_RETURN_IF_ERROR(allocate(&exit_cache_, size_t(capacity) * c.hidden_size));
+  exit_capacity_ = capacity;
+  return Status::ok();
+}
+
+// Layers [0, E) must hold n + layers_below_exit positions and layers [E, L) exactly n.
+Status Context::check_step_lengths(const char* step, int layers_below_exit) const {
+  for (int l = 0; l < int(layer_length_.size()); l++) {
+    int expected = speculation_start_ + (l < exit_layer_ ? layers_below_exit : 0);
+    if (layer_length_[l] != expected) {
+      return Status::error(std::string(step) + ": layer " + std::to_string(l) + " holds " +
+                           std::to_string(layer_length_[l]) + " positions, expected " + std::to_string(expected) +
+                           " (step started at " + std::to_string(speculation_start_) + ", exit layer " +
+                           std::to_string(exit_layer_) + ")");
+    }
+  }
+  return Status::ok();
+}
+
+Status Context::draft(int32_t token, int exit_layer, const SamplingParams& params, double uniform, DraftProposal* out) {
+  const ModelConfig& c = model_.config();
+  if (exit_capacity_ == 0) return Status::error("draft: call reserve_speculation(numSpeculations) first");
+  if (exit_rows_ == 0) {
+    // A new step: every layer must hold the same committed length n.
+    if (exit_layer < 1 || exit_layer > c.num_layers) {
+      return Status::error("draft: exit layer " + std::to_string(exit_layer) + " outside [1, " +
+                           std::to_string(c.num_layers) + "]");
+    }
+    speculation_start_ = layer_length_[0];
+    exit_layer_ = exit_layer;
+    speculation_sampled_ = params.temperature > 0;
+    draft_tokens_.clear();
+  } else {
+    if (exit_layer != exit_layer_) return Status::error("draft: exit layer changed within a step");
+    if ((params.temperature > 0) != speculation_sampled_) return Status::error("draft: sampling changed within a step");
+    if (token != draft_tokens_.back()) {
+      return Status::error("draft: token " + std::to_string(token) + " is not the previous proposal " +
+                           std::to_string(draft_tokens_.back()));
+    }
+  }
+  if (exit_rows_ >= exit_capacity_) {
+    return Status::error("draft: the exit cache holds " + std::to_string(exit_capacity_) + " rows; verify first");
+  }
+  LS_RETURN_IF_ERROR(check_step_lengths("draft", exit_rows_));
+
+  // Layers [0, E) for the one token; its hidden state becomes exit row `exit_rows_`.
+  LS_RETURN_IF_ERROR(embed(&token, 1));
+  LS_RETURN_IF_ERROR(run_layers(0, exit_layer_, 1, speculation_start_ + exit_rows_));
+  backend_.copy(exit_cache_ + size_t(exit_rows_) * c.hidden_size, hidden_, c.hidden_size);
+  exit_rows_++;
+
+  LS_RETURN_IF_ERROR(compute_logits(0, 1));
+  LS_RETURN_IF_ERROR(pick_draft(params, uniform, out));
+  draft_tokens_.push_back(out->token);
+  return Status::ok();
+}
+
+// Picks the proposal from logits row 0; sampling keeps the row's whole distribution for the acceptance rule.
+Status Context::pick_draft(const SamplingParams& params, double uniform, DraftProposal* out) {
+  if (!speculation_sampled_) {
+    SampledToken picked;
+    LS_RETURN_IF_ERROR(backend_.sample(&picked, logits_, 1, model_.config().vocab_size, params, nullptr));
+    *out = {picked.token, picked.probability, picked.probability};
+    return Status::ok();
+  }
+  const int vocab = model_.config().vocab_size;
+  if (draft_distributions_.size() < size_t(exit_capacity_)) draft_distributions_.resize(exit_capacity_);
+  host_logits_.resize(vocab);
+  LS_RETURN_IF_ERROR(backend_.copy_to_host(host_logits_.data(), logits_, vocab));
+  TokenDistribution& distribution = draft_distributions_[exit_rows_ - 1];
+  build_token_distribution(host_logits_.data(), vocab, params, &distribution);
+  out->token = distribution.sample(uniform);
+  out->probability = float(distribution.probability_of(out->token));
+  out->confidence = float(distribution.probabilities[0]);
+  return Status::ok();
+}
+
+Status Context::verify(int draft_count, const SamplingParams& params, const double* uniforms, VerifyRow* out) {
+  const ModelConfig& c = model_.config();
+  if (exit_rows_ == 0) return Status::error("verify: nothing was drafted");
+  if (draft_count != exit_rows_ && draft_count != exit_rows_ - 1) {
+    return Status::error("verify: " + std::to_string(draft_count) + " drafts requested after " +
+                         std::to_string(exit_rows_) + " draft passes (expected that many or one fewer)");
+  }
+  if ((params.temperature > 0) != speculation_sampled_) return Status::error("verify: sampling differs from the drafts'");
+  if (speculation_sampled_ && uniforms == nullptr) return Status::error("verify: sampling needs uniforms");
+
+  // The last proposal has not been through [0, E) yet when it is verified.
+  if (draft_count == exit_rows_) {
+    if (exit_rows_ >= exit_capacity_) return Status::error("verify: the exit cache is full");
+    LS_RETURN_IF_ERROR(check_step_lengths("verify", exit_rows_));
+    int32_t last = draft_tokens_[draft_count - 1];
+    LS_RETURN_IF_ERROR(embed(&last, 1));
+    LS_RETURN_IF_ERROR(run_layers(0, exit_layer_, 1, speculation_start_ + exit_rows_));
+    backend_.copy(exit_cache_ + size_t(exit_rows_) * c.hidden_size, hidden_, c.hidden_size);
+    exit_rows_++;
+  }
+  const int rows = draft_count + 1;
+  LS_RETURN_IF_ERROR(check_step_lengths("verify", rows));
+  draft_tokens_.resize(draft_count);
+
+  // Layers [E, L) once over the k + 1 positions [x, d1 … dk], starting from their exit rows.
+  exit_rows_ = 0;  // the exit cache restarts whatever happens next
+  backend_.copy(hidden_, exit_cache_, size_t(rows) * c.hidden_size);
+  LS_RETURN_IF_ERROR(run_layers(exit_layer_, c.num_layers, rows, speculation_start_));
+
+  // Final norm + LM head, as many rows at a time as the logits buffer holds.
+  for (int begin = 0; begin < rows; begin += max_logit_rows_) {
+    int count = std::min(max_logit_rows_, rows - begin);
+    LS_RETURN_IF_ERROR(compute_logits(begin, count));
+    LS_RETURN_IF_ERROR(pick_verified(begin, count, params, uniforms, out));
+  }
+  return Status::ok();
+}
+
+// Fills out[row_begin, row_begin + count) from logits rows [0, count).
+Status Context::pick_verified(int row_begin, int count, const SamplingParams& params, const double* uniforms,
+                              VerifyRow* out) {
+  const int vocab = model_.config().vocab_size;
+  const int draft_count = int(draft_tokens_.size());
+  if (!speculation_sampled_) {
+    std::vector<SampledToken> picked(count);
+    LS_RETURN_IF_ERROR(backend_.sample(picked.data(), logits_, count, vocab, params, nullptr));
+    for (int i = 0; i < count; i++) {
+      int row = row_begin + i;
+      bool checks_draft = row < draft_count;
+      bool agrees = checks_draft && picked[i].token == draft_tokens_[row];
+      out[row] = {picked[i].token, agrees ? 1.0f : 0.0f, checks_draft ? 1.0f : 0.0f};
+    }
+    return Status::ok();
+  }
+  host_logits_.resize(size_t(count) * vocab);
+  residual_scratch_.resize(vocab, 0.0);
+  LS_RETURN_IF_ERROR(backend_.copy_to_host(host_logits_.data(), logits_, size_t(count) * vocab));
+  for (int i = 0; i < count; i++) {
+    int row = row_begin + i;
+    build_token_distribution(host_logits_.data() + size_t(i) * vocab, vocab, params, &verify_distribution_);
+    if (row < draft_count) {
+      const TokenDistribution& drafted = draft_distributions_[row];
+      int32_t proposal = draft_tokens_[row];
+      out[row].verify_probability = float(verify_distribution_.probability_of(proposal));
+      out[row].draft_probability = float(drafted.probability_of(proposal));
+      out[row].token = sample_residual(verify_distribution_, drafted, uniforms[row], &residual_scratch_);
+    } else {
+      out[row] = {verify_distribution_.sample(uniforms[row]), 0.0f, 0.0f};
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace layerskip

@@ -1,0 +1,32 @@
+// TokenDistribution: the distribution a sampler draws from after temperature, top-k and top-p, kept on the host
+// as the surviving tokens (most likely first) and their renormalized probabilities. Speculative sampling needs
+// whole distributions, not just one drawn token: p_verify(d) and p_draft(d) for the acceptance test, and
+// normalize(max(0, p_verify − p_draft)) at the first rejection. The processing order and tie-breaking follow
+// the backend samplers (cpu/sampling.cc), so drawing from this gives the same distribution as Backend::sample.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "backend.h"
+
+namespace layerskip {
+
+struct TokenDistribution {
+  std::vector<int32_t> tokens;        // (kept) token ids, most likely first (ties: lower id first)
+  std::vector<double> probabilities;  // (kept) renormalized; sums to 1
+
+  // Probability of `token` (0 when it did not survive top-k / top-p).
+  double probability_of(int32_t token) const;
+  // Inverse-CDF draw with `uniform` in [0, 1).
+  int32_t sample(double uniform) const;
+};
+
+// Builds the distribution of one logits row (vocab floats, host memory); params.temperature must be > 0.
+void build_token_distribution(const float* logits, int vocab, const SamplingParams& params, TokenDistribution* out);
+
+// Draws from normalize(max(0, verify − draft)); falls back to `verify` when that residual has no mass (the two
+// distributions are equal, so a rejection had probability 0). `scratch` is a (vocab) buffer of zeros, left so.
+int32_t sample_residual(const TokenDistribution& verify, const TokenDistribution& draft, double uniform,
+                        std::vector<double>* scratch);
+
+}  // namespace layerskip

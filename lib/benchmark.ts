@@ -1,0 +1,115 @@
+// Throughput benchmark of a loaded model: prefill tok/s over a prompt of random token ids, decode tok/s over
+// greedy generation, and the decode roofline (weight bytes read per token over measured memory bandwidth).
+// Used by `layerskip benchmark` and `npm run bench`.
+import os from 'node:os';
+
+import type { LayerSkipModel } from './model.js';
+import { loadNativeBinding } from './native.js';
+
+export interface BenchmarkOptions {
+  promptTokens: number;
+  generateTokens: number;
+  repeats: number;
+  threads: number;
+  /** Early-exit layer for decoding (default: all layers). */
+  exitLayer?: number;
+}
+
+export interface BenchmarkResult {
+  date: string;
+  machine: string;
+  backend: string;
+  dtype: string;
+  threads: number;
+  promptTokens: number;
+  generateTokens: number;
+  repeats: number;
+  prefillTokensPerSecond: number[]; // one per repeat
+  decodeTokensPerSecond: number[];
+  medianPrefillTokensPerSecond: number;
+  medianDecodeTokensPerSecond: number;
+  weightBytesPerToken: number;
+  readBandwidthBytesPerSecond: number;
+  /** Decode tok/s if every token only had to stream its weights at the measured bandwidth. */
+  rooflineTokensPerSecond: number;
+  /** medianDecode / roofline. */
+  rooflineFraction: number;
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+function randomPrompt(count: number, vocab: number, seed: number): number[] {
+  const ids: number[] = [];
+  let state = seed >>> 0;
+  for (let i = 0; i < count; i++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    ids.push(state % vocab);
+  }
+  return ids;
+}
+
+export function machineDescription(): string {
+  const cpus = os.cpus();
+  return `${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`;
+}
+
+export async function runBenchmark(model: LayerSkipModel, options: BenchmarkOptions): Promise<BenchmarkResult> {
+  const info = model.info;
+  if (options.promptTokens + options.generateTokens + 1 > info.contextLength) {
+    throw new RangeError(`prompt + generated tokens exceed the context length ${info.contextLength}`);
+  }
+  const prefill: number[] = [];
+  const decode: number[] = [];
+  for (let repeat = 0; repeat < options.repeats; repeat++) {
+    // A fresh prompt each time, so no repeat reuses the previous one's cache.
+    const prompt = randomPrompt(options.promptTokens, info.vocabSize, 1000 + repeat);
+    const result = await model.generate(prompt, {
+      maxSteps: options.generateTokens,
+      stopTokenIds: [],
+      exitLayer: options.exitLayer,
+    });
+    prefill.push(result.stats.prefillTokensPerSecond);
+    decode.push(result.stats.decodeTokensPerSecond);
+  }
+  const bandwidth = loadNativeBinding().measureReadBandwidth(options.threads, 1024);
+  const exitLayer = options.exitLayer ?? info.numLayers;
+  const bytesPerToken = info.weightBytesPerLayer * exitLayer + info.headWeightBytes;
+  const roofline = bandwidth / bytesPerToken;
+  return {
+    date: new Date().toISOString().slice(0, 10),
+    machine: machineDescription(),
+    backend: info.backend,
+    dtype: info.dtype,
+    threads: options.threads,
+    promptTokens: options.promptTokens,
+    generateTokens: options.generateTokens,
+    repeats: options.repeats,
+    prefillTokensPerSecond: prefill,
+    decodeTokensPerSecond: decode,
+    medianPrefillTokensPerSecond: median(prefill),
+    medianDecodeTokensPerSecond: median(decode),
+    weightBytesPerToken: bytesPerToken,
+    readBandwidthBytesPerSecond: bandwidth,
+    rooflineTokensPerSecond: roofline,
+    rooflineFraction: median(decode) / roofline,
+  };
+}
+
+export function formatBenchmark(result: BenchmarkResult): string {
+  const lines = [
+    `date ${result.date} · ${result.machine} · ${result.backend} · ${result.dtype} weights`,
+    `| metric | median | runs |`,
+    `|---|---|---|`,
+    `| prefill (${result.promptTokens}-token prompt) | ${result.medianPrefillTokensPerSecond.toFixed(1)} tok/s | ${result.prefillTokensPerSecond.map((v) => v.toFixed(1)).join(', ')} |`,
+    `| decode (${result.generateTokens} tokens) | ${result.medianDecodeTokensPerSecond.toFixed(2)} tok/s | ${result.decodeTokensPerSecond.map((v) => v.toFixed(2)).join(', ')} |`,
+    `| weights read per token | ${(result.weightBytesPerToken / 2 ** 30).toFixed(3)} GiB | |`,
+    `| memory read bandwidth (${result.threads} threads) | ${(result.readBandwidthBytesPerSecond / 1e9).toFixed(1)} GB/s | |`,
+    `| decode roofline | ${result.rooflineTokensPerSecond.toFixed(2)} tok/s | |`,
+    `| decode / roofline | ${(result.rooflineFraction * 100).toFixed(1)}% | |`,
+  ];
+  return lines.join('\n');
+}

@@ -1,0 +1,75 @@
+// `npm run bench`: writes (once, cached outside the repo) a random bf16 model shaped like Llama-3.2-1B with an
+// untied head, then measures prefill and decode throughput and the decode roofline.
+//   npm run bench -- [--threads N] [--repeats N] [--prompt-tokens N] [--generate-tokens N] [--json]
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { formatBenchmark, runBenchmark } from '../lib/benchmark.js';
+import { loadModel } from '../lib/index.js';
+import { writeCheckpoint, type CheckpointSpec } from '../test/fixtures/checkpoint-writer.js';
+
+const LLAMA_32_1B_SHAPE: CheckpointSpec = {
+  vocabSize: 128256,
+  hiddenSize: 2048,
+  intermediateSize: 8192,
+  numLayers: 16,
+  numHeads: 32,
+  numKvHeads: 8,
+  headDim: 64,
+  ropeTheta: 500000,
+  ropeScaling: { rope_type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
+  maxPositionEmbeddings: 131072,
+  tieWordEmbeddings: false,
+  bosTokenId: 128000,
+  eosTokenId: 128001,
+  dtype: 'BF16',
+  seed: 2024,
+};
+
+export function benchModelDir(): string {
+  const root = process.env.LAYERSKIP_CACHE ?? path.join(os.homedir(), '.cache', 'layerskip');
+  return path.join(root, 'bench', 'llama-3.2-1b-shape-bf16');
+}
+
+function ensureBenchModel(): string {
+  const dir = benchModelDir();
+  const stamp = path.join(dir, '.spec.json');
+  const spec = JSON.stringify(LLAMA_32_1B_SHAPE);
+  if (fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === spec) return dir;
+  process.stderr.write(`writing a random Llama-3.2-1B-shaped bf16 model to ${dir} (once, ~2.5 GB)…\n`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  writeCheckpoint(dir, LLAMA_32_1B_SHAPE);
+  fs.writeFileSync(stamp, spec);
+  return dir;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      threads: { type: 'string', default: String(os.cpus().length) },
+      repeats: { type: 'string', default: '3' },
+      'prompt-tokens': { type: 'string', default: '512' },
+      'generate-tokens': { type: 'string', default: '128' },
+      model: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const dir = values.model ?? ensureBenchModel();
+  const threads = Number(values.threads);
+  const model = await loadModel(dir, { threads, contextLength: 1024 });
+  try {
+    const result = await runBenchmark(model, {
+      threads,
+      repeats: Number(values.repeats),
+      promptTokens: Number(values['prompt-tokens']),
+      generateTokens: Number(values['generate-tokens']),
+    });
+    process.stdout.write(values.json ? JSON.stringify(result, null, 2) + '\n' : formatBenchmark(result) + '\n');
+  } finally {
+    await model.dispose();
+  }
+}
+
+await main();

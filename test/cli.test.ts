@@ -1,0 +1,81 @@
+// The `layerskip` command line: generate (streaming, --json, stdin, LayerSkip spellings), help, usage errors.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { ensureFixtures } from './fixtures/make-fixtures.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+function layerskip(args: string[], input?: string) {
+  const result = spawnSync(process.execPath, [path.join(root, 'bin', 'layerskip.js'), ...args], {
+    cwd: root,
+    input,
+    encoding: 'utf8',
+    env: { ...process.env, LAYERSKIP_FROM_SOURCE: '1' },
+    timeout: 60000,
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('CLI', function () {
+  let modelDir: string;
+  before(function () {
+    modelDir = ensureFixtures(['tok-llama3'])['tok-llama3'];
+  });
+
+  it('--help lists the commands and each command has --help', function () {
+    const main = layerskip(['--help']);
+    assert.equal(main.code, 0);
+    assert.match(main.stdout, /generate/);
+    const generate = layerskip(['generate', '--help']);
+    assert.equal(generate.code, 0);
+    assert.match(generate.stdout, /--max-steps N/);
+    assert.match(generate.stdout, /--top-p P/);
+  });
+
+  it('generate streams text and ends with a stats line', function () {
+    const run = layerskip(['generate', '--model', modelDir, '--prompt', 'Hello world', '--max-steps', '8']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.ok(run.stdout.length > 1);
+    assert.match(run.stderr, /prompt 3 tokens, generated \d+ tokens; prefill [\d.]+ tok\/s, decode [\d.]+ tok\/s/);
+  });
+
+  it('--json prints one machine-readable result; LayerSkip spellings are accepted', function () {
+    const args = ['generate', '--model', modelDir, '--prompt', 'Hi', '--max_steps', '6', '--sample', 'True', '--seed', '5', '--json'];
+    const first = layerskip(args);
+    assert.equal(first.code, 0, first.stderr);
+    const result = JSON.parse(first.stdout);
+    assert.ok(result.tokenIds.length <= 6);
+    assert.equal(typeof result.text, 'string');
+    assert.equal(result.stats.promptTokens, 2);
+    assert.deepEqual(JSON.parse(layerskip(args).stdout).tokenIds, result.tokenIds); // same seed, same tokens
+    const greedy = JSON.parse(layerskip(['generate', '--model', modelDir, '--prompt', 'Hi', '--max-steps', '6', '--sample', 'False', '--json']).stdout);
+    assert.equal(greedy.stats.generatedTokens, greedy.tokenIds.length);
+  });
+
+  it('reads the prompt from stdin', function () {
+    const run = layerskip(['generate', '--model', modelDir, '--max-steps', '3', '--json'], 'Hello world');
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(JSON.parse(run.stdout).stats.promptTokens, 3);
+  });
+
+  it('usage errors exit 2 with one clear line; runtime errors exit 1', function () {
+    const unknown = layerskip(['generate', '--model', modelDir, '--bogus', '1']);
+    assert.equal(unknown.code, 2);
+    assert.equal(unknown.stderr.trim(), 'layerskip: unknown option --bogus (see --help)');
+    const badNumber = layerskip(['generate', '--model', modelDir, '--prompt', 'x', '--max-steps', 'many']);
+    assert.equal(badNumber.code, 2);
+    assert.match(badNumber.stderr, /--max-steps must be an integer, got "many"/);
+    const badCommand = layerskip(['fly']);
+    assert.equal(badCommand.code, 2);
+    assert.match(badCommand.stderr, /unknown command "fly"/);
+    const missing = layerskip(['generate', '--model', path.join(root, 'no-such-model'), '--prompt', 'x']);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /model folder not found/);
+    const badOption = layerskip(['generate', '--model', modelDir, '--prompt', 'x', '--top-p', '3']);
+    assert.equal(badOption.code, 1);
+    assert.match(badOption.stderr, /topP must be in \(0, 1\]/);
+  });
+});
