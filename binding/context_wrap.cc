@@ -12,67 +12,13 @@ Napi::FunctionReference ContextWrap::constructor;
 
 namespace {
 
-// Feeds tokens through layers [0, layer_end), then computes and samples `logit_rows` rows, off the JS thread.
-class EvaluateWorker : public Napi::AsyncWorker {
- public:
-  EvaluateWorker(Napi::Env env, Napi::Object owner, ContextWrap* wrap, std::vector<int32_t> tokens, int layer_end,
-                 int logit_rows, SamplingParams params, std::vector<double> uniforms)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), wrap_(wrap),
-        tokens_(std::move(tokens)), layer_end_(layer_end), logit_rows_(logit_rows), params_(params),
-        uniforms_(std::move(uniforms)) {
-    owner_ = Napi::Persistent(owner);  // the context object cannot be collected mid-call
-  }
-
-  Napi::Promise promise() { return deferred_.Promise(); }
-
-  void Execute() override {
-    Context* context = wrap_->context();
-    Status status = context->forward(tokens_.data(), int(tokens_.size()), layer_end_, logit_rows_);
-    if (status.is_ok() && logit_rows_ > 0) {
-      sampled_.resize(logit_rows_);
-      status = context->sample(logit_rows_, params_, uniforms_.empty() ? nullptr : uniforms_.data(), sampled_.data());
-    }
-    if (!status.is_ok()) SetError(status.message());
-  }
-
-  void OnOK() override {
-    wrap_->set_busy(false);
-    Napi::Env env = Env();
-    Napi::Int32Array ids = Napi::Int32Array::New(env, sampled_.size());
-    Napi::Float32Array probabilities = Napi::Float32Array::New(env, sampled_.size());
-    for (size_t i = 0; i < sampled_.size(); i++) {
-      ids[i] = sampled_[i].token;
-      probabilities[i] = sampled_[i].probability;
-    }
-    Napi::Object result = Napi::Object::New(env);
-    result.Set("tokens", ids);
-    result.Set("probabilities", probabilities);
-    deferred_.Resolve(result);
-  }
-
-  void OnError(const Napi::Error& error) override {
-    wrap_->set_busy(false);
-    deferred_.Reject(error.Value());
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  Napi::ObjectReference owner_;
-  ContextWrap* wrap_;
-  std::vector<int32_t> tokens_;
-  int layer_end_, logit_rows_;
-  SamplingParams params_;
-  std::vector<double> uniforms_;
-  std::vector<SampledToken> sampled_;
-};
-
-// Runs one speculative step (`work`, which touches no N-API) off the JS thread and resolves with `result`.
-class SpeculativeWorker : public Napi::AsyncWorker {
+// Runs `work` (which touches no N-API) off the JS thread, then resolves with `result` built on the JS thread.
+class ContextWorker : public Napi::AsyncWorker {
  public:
   using Work = std::function<Status()>;
   using Result = std::function<Napi::Value(Napi::Env)>;
 
-  SpeculativeWorker(Napi::Env env, Napi::Object owner, ContextWrap* wrap, Work work, Result result)
+  ContextWorker(Napi::Env env, Napi::Object owner, ContextWrap* wrap, Work work, Result result)
       : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), wrap_(wrap), work_(std::move(work)),
         result_(std::move(result)) {
     owner_ = Napi::Persistent(owner);
@@ -190,9 +136,30 @@ Napi::Value ContextWrap::Evaluate(const Napi::CallbackInfo& info) {
     throw Napi::TypeError::New(env, "sampling (temperature > 0) needs uniforms");
   }
   std::vector<int32_t> token_copy(tokens.Data(), tokens.Data() + tokens.ElementLength());
+  auto sampled = std::make_shared<std::vector<SampledToken>>(logit_rows);
   busy_ = true;
-  auto* worker = new EvaluateWorker(env, Value(), this, std::move(token_copy), layer_end, logit_rows, params,
-                                    std::move(uniforms));
+  auto* worker = new ContextWorker(
+      env, Value(), this,
+      // Feeds the tokens through layers [0, layer_end), then computes and samples `logit_rows` rows.
+      [=, tokens = std::move(token_copy), uniforms = std::move(uniforms)] {
+        Status status = context->forward(tokens.data(), int(tokens.size()), layer_end, logit_rows);
+        if (status.is_ok() && logit_rows > 0) {
+          status = context->sample(logit_rows, params, uniforms.empty() ? nullptr : uniforms.data(), sampled->data());
+        }
+        return status;
+      },
+      [sampled](Napi::Env env) -> Napi::Value {
+        Napi::Int32Array ids = Napi::Int32Array::New(env, sampled->size());
+        Napi::Float32Array probabilities = Napi::Float32Array::New(env, sampled->size());
+        for (size_t i = 0; i < sampled->size(); i++) {
+          ids[i] = (*sampled)[i].token;
+          probabilities[i] = (*sampled)[i].probability;
+        }
+        Napi::Object result = Napi::Object::New(env);
+        result.Set("tokens", ids);
+        result.Set("probabilities", probabilities);
+        return result;
+      });
   Napi::Promise promise = worker->promise();
   worker->Queue();
   return promise;
@@ -228,7 +195,7 @@ Napi::Value ContextWrap::Draft(const Napi::CallbackInfo& info) {
   if (params.temperature > 0 && uniform < 0) throw Napi::TypeError::New(env, "sampling (temperature > 0) needs uniform");
   auto proposal = std::make_shared<DraftProposal>();
   busy_ = true;
-  auto* worker = new SpeculativeWorker(
+  auto* worker = new ContextWorker(
       env, Value(), this,
       [=] { return context->draft(token, exit_layer, params, uniform, proposal.get()); },
       [proposal](Napi::Env env) -> Napi::Value {
@@ -266,7 +233,7 @@ Napi::Value ContextWrap::Verify(const Napi::CallbackInfo& info) {
   }
   auto rows = std::make_shared<std::vector<VerifyRow>>(draft_count + 1);
   busy_ = true;
-  auto* worker = new SpeculativeWorker(
+  auto* worker = new ContextWorker(
       env, Value(), this,
       [=, uniforms = std::move(uniforms)] {
         return context->verify(draft_count, params, uniforms.empty() ? nullptr : uniforms.data(), rows->data());

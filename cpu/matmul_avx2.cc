@@ -1,8 +1,8 @@
 // AVX2 matmul: out (n, rows) = in (n, cols) · Wᵀ. Two kernels, one arithmetic (simd_avx2.h's canonical dot):
-//   - streaming (n ≤ 8: decode and speculative verification): converts each weight vector once per token tile
-//     while it streams from memory, R rows × T tokens of accumulators in registers, so the weights are read once
-//     for the whole batch. n = 1 runs 8 rows at a time and folds them with hsum8.
-//   - packed (n > 8: prefill): per thread, a panel of kPanelRows weight rows × kBlockK columns is converted to f32
+//   - streaming (n ≤ 48: decode, speculative verification, short prompts): R weight rows at a time are converted
+//     as they stream from memory into an R × T register tile of accumulators; further token tiles re-read those
+//     rows from L1, so DRAM sees the weights once per call. n = 1 runs 8 rows at a time and folds them with hsum8.
+//   - packed (n > 48: prefill): per thread, a panel of kPanelRows weight rows × kBlockK columns is converted to f32
 //     once per block of tokens and reused by every token tile; a 4-token × 3-row register tile of 8-lane
 //     accumulators sweeps it. Blocking over k only pauses a reduction: partial 8-lane accumulators are spilled and
 //     resumed in the same step order, so every output element still sees exactly the canonical sequence of FMAs.
@@ -26,6 +26,10 @@ using avx2::load_partial;
 
 // ---- streaming kernel (small n) ----------------------------------------------------------------------------------
 
+// Software prefetch distance along each weight row: on top of the hardware streamers it keeps more lines in
+// flight while eight rows stream side by side (measured +5-10% for bf16 decode).
+constexpr int kPrefetchBytes = 512;
+
 // out[t0 + t][row0 + r] for T tokens × R rows, weights converted on the fly.
 template <DType dtype, int T, int R>
 void stream_tile(float* out, int out_stride, const float* in, const void* weights, int cols, int row0, int t0) {
@@ -35,7 +39,14 @@ void stream_tile(float* out, int out_stride, const float* in, const void* weight
   const float* x = in + size_t(t0) * cols;
   const size_t w_base = size_t(row0) * cols;
   const int full = cols & ~7;
+  constexpr int kElementBytes = dtype == DType::F32 ? 4 : 2;
+  const char* weight_bytes = static_cast<const char*>(weights);
   for (int k = 0; k < full; k += 8) {
+    if ((k * kElementBytes) % 64 == 0) {  // once per cache line of each row, kPrefetchBytes ahead
+      for (int r = 0; r < R; r++) {
+        _mm_prefetch(weight_bytes + (w_base + size_t(r) * cols + k) * kElementBytes + kPrefetchBytes, _MM_HINT_T0);
+      }
+    }
     __m256 w[R];
     for (int r = 0; r < R; r++) w[r] = load8<dtype>(weights, w_base + size_t(r) * cols + k);
     for (int t = 0; t < T; t++) {
@@ -61,16 +72,19 @@ void stream_tile(float* out, int out_stride, const float* in, const void* weight
   }
 }
 
-// Token tiles of up to kMaxTokens over all n, for R rows at row0.
+// All n tokens for R rows at row0, in balanced token tiles of at most kMaxTokens (e.g. 5 = 3 + 2).
 template <DType dtype, int R, int kMaxTokens>
 void stream_rows(float* out, int out_stride, const float* in, const void* weights, int cols, int row0, int n) {
-  for (int t0 = 0; t0 < n; t0 += kMaxTokens) {
-    switch (std::min(kMaxTokens, n - t0)) {
+  const int tiles = (n + kMaxTokens - 1) / kMaxTokens;
+  for (int tile = 0, t0 = 0; tile < tiles; tile++) {
+    const int tokens = (n - t0) / (tiles - tile);
+    switch (tokens) {
 #define LS_STREAM_CASE(T) \
   case T: if constexpr (T <= kMaxTokens) stream_tile<dtype, T, R>(out, out_stride, in, weights, cols, row0, t0); break;
-      LS_STREAM_CASE(1) LS_STREAM_CASE(2) LS_STREAM_CASE(3) LS_STREAM_CASE(4) LS_STREAM_CASE(5) LS_STREAM_CASE(6)
+      LS_STREAM_CASE(1) LS_STREAM_CASE(2) LS_STREAM_CASE(3) LS_STREAM_CASE(4)
 #undef LS_STREAM_CASE
     }
+    t0 += tokens;
   }
 }
 
@@ -90,7 +104,6 @@ void stream_matmul(float* out, const float* in, const Weight& weight, int n, int
     int b = int(begin), e = int(end);
     if (n == 1) stream_range<dtype, 8, 1>(out, out_stride, in, weight.data, cols, n, b, e);
     else if (n == 2) stream_range<dtype, 4, 2>(out, out_stride, in, weight.data, cols, n, b, e);
-    else if (n == 5 || n == 6) stream_range<dtype, 2, 6>(out, out_stride, in, weight.data, cols, n, b, e);
     else stream_range<dtype, 3, 4>(out, out_stride, in, weight.data, cols, n, b, e);
   });
 }
@@ -100,7 +113,7 @@ void stream_matmul(float* out, const float* in, const Weight& weight, int n, int
 constexpr int kTileTokens = 4;     // register tile: tokens ...
 constexpr int kTileRows = 3;       // ... × weight rows
 constexpr int kPanelRows = 48;     // weight rows converted per panel (a multiple of kTileRows)
-constexpr int kBlockK = 256;       // columns per k block (a multiple of 8): panel 48 KiB, token tile 4 KiB
+constexpr int kBlockK = 1024;       // columns per k block (a multiple of 8): panel 192 KiB (L2), token tile 16 KiB (L1)
 constexpr int kBlockTokens = 128;  // tokens per block: bounds the spilled accumulators to 192 KiB
 
 // Panel rows [row0, row0 + rows) × columns [k0, k0 + steps·8) as f32, zero past `cols`, laid out per row tile g
@@ -221,8 +234,8 @@ void packed_matmul(float* out, const float* in, const Weight& weight, int n, int
   });
 }
 
-// n up to this runs the streaming kernel.
-constexpr int kMaxStreamTokens = 8;
+// n up to this runs the streaming kernel (measured crossover: beyond it the token tiles fall out of L1/L2).
+constexpr int kMaxStreamTokens = 48;
 
 template <DType dtype>
 void matmul_typed(float* out, const float* in, const Weight& weight, int n, int out_stride, ThreadPool& pool) {

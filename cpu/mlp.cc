@@ -1,3 +1,4 @@
+// Portable SwiGLU, the residual add (exact, so one version) and the dispatcher.
 #include "mlp.h"
 
 #include <cmath>

@@ -1,3 +1,4 @@
+// Portable RMSNorm (sum of squares in f64, one row at a time) and the dispatcher.
 #include "norm.h"
 
 #include <algorithm>

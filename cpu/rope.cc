@@ -1,3 +1,4 @@
+// Portable rotary embedding and the dispatcher.
 #include "rope.h"
 
 #include <cmath>

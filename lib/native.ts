@@ -48,8 +48,56 @@ export interface NativeEvaluateResult {
   probabilities: Float32Array;
 }
 
+export interface NativeSamplingOptions {
+  /** 0 = greedy. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+}
+
+export interface NativeDraftOptions extends NativeSamplingOptions {
+  /** E: the draft runs layers [0, exitLayer). */
+  exitLayer: number;
+  /** A uniform in [0, 1); required when temperature > 0. */
+  uniform?: number;
+}
+
+/** One draft pass's proposal (core/context.h DraftProposal). */
+export interface NativeDraftProposal {
+  token: number;
+  /** p_draft(token). */
+  probability: number;
+  /** The draft distribution's top probability. */
+  confidence: number;
+}
+
+export interface NativeVerifyOptions extends NativeSamplingOptions {
+  /** draftCount + 1 uniforms in [0, 1); required when temperature > 0. */
+  uniforms?: Float64Array;
+}
+
+/**
+ * Row i verifies draft i (the token after the step's position n + i); draftCount + 1 rows. Greedy: `tokens` are
+ * the verifier's argmax. Sampling: tokens[i] is drawn from normalize(max(0, p_verify − p_draft)) for i <
+ * draftCount (used at the first rejection) and from p_verify for the last row (the bonus token);
+ * verify/draftProbabilities[i] are p_verify(d) and p_draft(d) of draft i (greedy: 1 or 0, and 1).
+ */
+export interface NativeVerifyResult {
+  tokens: Int32Array;
+  verifyProbabilities: Float32Array;
+  draftProbabilities: Float32Array;
+}
+
 export interface NativeContext {
   evaluate(tokens: Int32Array, options?: NativeEvaluateOptions): Promise<NativeEvaluateResult>;
+  /** Sizes the exit cache (numSpeculations + 1 hidden rows) once; it only grows. */
+  reserveSpeculation(numSpeculations: number): void;
+  /** Runs `token` through layers [0, exitLayer) at the step's next position and proposes the token after it. */
+  draft(token: number, options: NativeDraftOptions): Promise<NativeDraftProposal>;
+  /** Runs layers [exitLayer, L) once over the step's positions and picks each row's token (see NativeVerifyResult). */
+  verify(draftCount: number, options?: NativeVerifyOptions): Promise<NativeVerifyResult>;
+  /** Rows in the exit cache (0 between speculative steps). */
+  exitRows(): number;
   readLogits(rows: number): Float32Array;
   readHidden(rows: number): Float32Array;
   truncate(length: number): void;

@@ -6,6 +6,7 @@
 //   LAYERSKIP_SKIP_BUILD=1       skip the native build (packaging only)
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
@@ -33,11 +34,13 @@ function buildWithCmake() {
     return { ok: false, reason: `LAYERSKIP_CUDA must be ON, OFF or AUTO, got "${process.env.LAYERSKIP_CUDA}"` };
   }
   const cmakeJs = path.join(path.dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
-  const args = [cmakeJs, 'compile', '--log-level', 'warn', `--CDLAYERSKIP_CUDA=${cuda}`];
-  if (process.env.LAYERSKIP_CUDA_ARCHS) args.push(`--CDLAYERSKIP_CUDA_ARCHS=${process.env.LAYERSKIP_CUDA_ARCHS}`);
-  const jobs = process.env.CMAKE_BUILD_PARALLEL_LEVEL ?? '';
-  if (!jobs) process.env.CMAKE_BUILD_PARALLEL_LEVEL = '2';
-  return run(process.execPath, args);
+  // Configure every time (cheap when nothing changed) so a changed LAYERSKIP_CUDA takes effect, then build.
+  const configure = [cmakeJs, 'configure', '--log-level', 'warn', `--CDLAYERSKIP_CUDA=${cuda}`];
+  if (process.env.LAYERSKIP_CUDA_ARCHS) configure.push(`--CDLAYERSKIP_CUDA_ARCHS=${process.env.LAYERSKIP_CUDA_ARCHS}`);
+  process.env.CMAKE_BUILD_PARALLEL_LEVEL ??= String(Math.max(1, availableParallelism()));
+  const configured = run(process.execPath, configure);
+  if (!configured.ok) return configured;
+  return run(process.execPath, [cmakeJs, 'build', '--log-level', 'warn']);
 }
 
 function buildWithNodeGyp() {

@@ -4,6 +4,7 @@ import type { GenerationOptions, GenerationStrategy } from '../generation/option
 import type { GenerationResult } from '../generation/generate.js';
 import { formatHelp, parseArgs, UsageError, type OptionSpecs } from './args.js';
 import { defaultModelDir, readStdin } from './common.js';
+import { SpeculativeStreamer } from './speculative-streamer.js';
 
 export const generateSpecs: OptionSpecs = {
   model: { kind: 'string', placeholder: 'DIR', description: 'HuggingFace Llama checkpoint folder (default: the bundled demo model)' },
@@ -18,6 +19,8 @@ export const generateSpecs: OptionSpecs = {
   'generation-strategy': { kind: 'string', placeholder: 'NAME', description: 'autoregressive (default) or self_speculative' },
   'exit-layer': { kind: 'integer', placeholder: 'E', description: 'early-exit / draft layer' },
   'num-speculations': { kind: 'integer', placeholder: 'K', description: 'tokens drafted per self-speculative step' },
+  'draft-confidence': { kind: 'number', placeholder: 'P', description: 'stop drafting below this draft top probability (0 = off)' },
+  streamer: { kind: 'string', placeholder: 'NAME', description: 'plain (default) or speculative (shows drafts on a TTY)' },
   device: { kind: 'string', placeholder: 'NAME', description: 'cpu (default), cuda or auto' },
   threads: { kind: 'integer', placeholder: 'N', description: 'CPU threads (default: one per core)' },
   'context-length': { kind: 'integer', placeholder: 'N', description: 'KV cache positions (default min(model max, 4096))' },
@@ -37,7 +40,18 @@ export function formatStats(result: GenerationResult): string {
     `[${s.generationStrategy}${s.exitLayer < s.numLayers ? ` exit ${s.exitLayer}/${s.numLayers}` : ''} on ${s.device}] prompt ${s.promptTokens} tokens` +
     `${s.reusedPromptTokens ? ` (${s.reusedPromptTokens} cached)` : ''}, generated ${s.generatedTokens} tokens; ` +
     `prefill ${s.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${s.decodeTokensPerSecond.toFixed(1)} tok/s; ` +
-    `finish: ${result.finishReason}`
+    `finish: ${result.finishReason}` +
+    (s.generationStrategy === 'self_speculative' ? `\n${formatSpeculationStats(result)}` : '')
+  );
+}
+
+export function formatSpeculationStats(result: GenerationResult): string {
+  const s = result.stats;
+  const histogram = s.tokensPerVerifyStep.map((count, tokens) => (count > 0 ? `${tokens}:${count}` : '')).filter(Boolean);
+  return (
+    `[speculation] drafted ${s.drafted}, accepted ${s.accepted} (${(s.acceptanceRate * 100).toFixed(1)}%), ` +
+    `${s.verifySteps} verify steps (tokens per step ${histogram.join(' ')}); draft ${s.draftMs.toFixed(0)} ms, ` +
+    `verify ${s.verifyMs.toFixed(0)} ms; ${s.tokensPerSecond.toFixed(1)} tok/s overall`
   );
 }
 
@@ -69,7 +83,17 @@ export async function runGenerateCommand(argv: string[]): Promise<number> {
       generationStrategy: options['generation-strategy'] as GenerationStrategy | undefined,
       exitLayer: options['exit-layer'] as number | undefined,
       numSpeculations: options['num-speculations'] as number | undefined,
+      draftConfidence: options['draft-confidence'] as number | undefined,
     };
+    const streamerName = (options.streamer as string | undefined) ?? 'plain';
+    if (streamerName !== 'plain' && streamerName !== 'speculative') {
+      throw new UsageError(`--streamer must be plain or speculative, got "${streamerName}"`);
+    }
+    const speculativeStreamer =
+      streamerName === 'speculative' && process.stdout.isTTY && model.tokenizer
+        ? new SpeculativeStreamer(process.stdout, (ids) => model.decode(ids))
+        : undefined;
+    generation.onSpeculation = speculativeStreamer?.onSpeculation;
     const controller = new AbortController();
     const onSigint = () => controller.abort();
     process.once('SIGINT', onSigint);
@@ -81,7 +105,10 @@ export async function runGenerateCommand(argv: string[]): Promise<number> {
         return 0;
       }
       const stream = model.stream(prompt, generation);
-      for await (const piece of stream) process.stdout.write(piece);
+      for await (const piece of stream) {
+        if (speculativeStreamer) speculativeStreamer.write(piece);
+        else process.stdout.write(piece);
+      }
       const result = await stream.result;
       process.stdout.write('\n');
       process.stderr.write(formatStats(result) + '\n');

@@ -1,10 +1,12 @@
 // The `layerskip` command: dispatches to subcommands; usage errors print one line and exit 2, other failures
 // print the error message and exit 1.
 import { UsageError } from './args.js';
+import { runCorrectnessCommand } from './correctness-command.js';
 import { runGenerateCommand } from './generate-command.js';
 
 const commands: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   generate: { summary: 'generate text from a prompt', run: runGenerateCommand },
+  correctness: { summary: 'check greedy self-speculative output against autoregressive', run: runCorrectnessCommand },
 };
 
 function mainHelp(): string {

@@ -6,6 +6,7 @@ import { StreamingDetokenizer } from '../tokenizer.js';
 import { decodeAutoregressive, type EmitTokens } from './autoregressive.js';
 import type { ResolvedOptions } from './options.js';
 import { Random } from './random.js';
+import { decodeSelfSpeculative, newSpeculationCounters } from './self-speculative.js';
 import type { Sampling, Sequence } from './sequence.js';
 import { StopStringMatcher } from './stop-strings.js';
 
@@ -23,11 +24,23 @@ export interface GenerationStats {
   prefillTokensPerSecond: number;
   /** Generated tokens (after the first, which prefill produces) per second of decoding. */
   decodeTokensPerSecond: number;
+  /** Generated tokens per second of the whole generation, prefill included. */
+  tokensPerSecond: number;
   generationStrategy: string;
   /** Layers the strategy exits at (= numLayers for plain decoding). */
   exitLayer: number;
   numLayers: number;
   device: string;
+  /** Self-speculative counters (all 0 for autoregressive): drafts verified, drafts accepted, their ratio. */
+  drafted: number;
+  accepted: number;
+  acceptanceRate: number;
+  verifySteps: number;
+  /** tokensPerVerifyStep[n]: verify steps that yielded n tokens (accepted drafts + the verifier's token). */
+  tokensPerVerifyStep: number[];
+  /** Time spent drafting (layers [0, E) + head) and verifying (layers [E, L) + head over the drafts). */
+  draftMs: number;
+  verifyMs: number;
 }
 
 export interface GenerationResult {
@@ -64,6 +77,7 @@ export async function runGeneration(job: GenerationJob): Promise<GenerationResul
     job.onText?.(piece);
   };
 
+  const counters = newSpeculationCounters();
   const started = performance.now();
   let prefillEnded = started;
   let reused = 0;
@@ -85,6 +99,14 @@ export async function runGeneration(job: GenerationJob): Promise<GenerationResul
       exitLayer: options.exitLayer,
       numLayers: sequence.numLayers,
       device: job.device,
+      tokensPerSecond: ended > started ? (generated.length * 1000) / (ended - started) : 0,
+      drafted: counters.drafted,
+      accepted: counters.accepted,
+      acceptanceRate: counters.drafted > 0 ? counters.accepted / counters.drafted : 0,
+      verifySteps: counters.verifySteps,
+      tokensPerVerifyStep: Array.from(counters.emittedPerStep, (count) => count ?? 0),
+      draftMs: counters.draftMs,
+      verifyMs: counters.verifyMs,
     };
   };
 
@@ -126,7 +148,16 @@ export async function runGeneration(job: GenerationJob): Promise<GenerationResul
     if (options.generationStrategy === 'autoregressive') {
       await decodeAutoregressive(sequence, first, options.exitLayer, sampling, random, emit);
     } else {
-      throw new Error('generationStrategy "self_speculative" is not available yet');
+      const settings = {
+        exitLayer: options.exitLayer,
+        numSpeculations: options.numSpeculations,
+        draftConfidence: options.draftConfidence,
+        sampling,
+        stopTokenIds: options.stopTokenIds,
+        tokensLeft: () => options.maxSteps - generated.length,
+        onSpeculation: options.onSpeculation,
+      };
+      await decodeSelfSpeculative(sequence, first, settings, random, emit, counters);
     }
   } else if (options.signal?.aborted) {
     finishReason = 'abort';

@@ -1,4 +1,5 @@
 // Generation options: the public shape, LayerSkip's defaults, and validation with errors that name the option.
+import type { SpeculationEvent } from './self-speculative.js';
 
 export type GenerationStrategy = 'autoregressive' | 'self_speculative';
 
@@ -29,6 +30,10 @@ export interface GenerationOptions {
   exitLayer?: number;
   /** k: tokens drafted per self-speculative step. */
   numSpeculations?: number;
+  /** Self-speculative: stop drafting when the draft's top probability falls below this. Default 0 (always k). */
+  draftConfidence?: number;
+  /** Self-speculative: sees each draft proposal and each verify verdict (for speculative streamers). */
+  onSpeculation?: (event: SpeculationEvent) => void;
   /** Add the tokenizer's BOS token as its files specify. Default true. */
   addSpecialTokens?: boolean;
 }
@@ -45,6 +50,8 @@ export interface ResolvedOptions {
   generationStrategy: GenerationStrategy;
   exitLayer: number; // = numLayers when not set
   numSpeculations: number;
+  draftConfidence: number;
+  onSpeculation?: (event: SpeculationEvent) => void;
   addSpecialTokens: boolean;
 }
 
@@ -104,6 +111,10 @@ export function resolveOptions(options: GenerationOptions, limits: ModelLimits):
   }
   const exitLayer = integerOption('exitLayer', options.exitLayer ?? limits.numLayers, 1, limits.numLayers);
   const numSpeculations = integerOption('numSpeculations', options.numSpeculations ?? 6, 1, 64);
+  const draftConfidence = numberOption('draftConfidence', options.draftConfidence ?? 0, (c) => c >= 0 && c <= 1, 'in [0, 1]');
+  if (options.onSpeculation !== undefined && typeof options.onSpeculation !== 'function') {
+    throw new TypeError('onSpeculation must be a function');
+  }
   const addSpecialTokens = options.addSpecialTokens ?? true;
 
   return {
@@ -118,6 +129,8 @@ export function resolveOptions(options: GenerationOptions, limits: ModelLimits):
     generationStrategy,
     exitLayer,
     numSpeculations,
+    draftConfidence,
+    onSpeculation: options.onSpeculation,
     addSpecialTokens,
   };
 }

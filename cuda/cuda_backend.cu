@@ -1,0 +1,430 @@
+// CudaBackend: the Backend interface on one CUDA device. Memory ops and the adapter from the interface's void
+// ops to the Status-returning launchers in cuda/*.cu. A failed launch is kept as the backend's sticky error and
+// returned by the next Status-returning call (sample, copy_to_host, alloc, ...); after one, every call reports
+// it, since the device state can no longer be trusted.
+//
+// Memory: weights are uploaded once, one copy per tensor from the mmap, keeping dtype, rows padded to
+// padded_cols() (common.cuh). Kernel workspaces (matmul staging, attention partials, sampling weights, token ids)
+// grow on demand — only the first prefill or sampled step pays for the allocation.
+#include "cuda_backend.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "../core/safetensors.h"
+#include "attention.cuh"
+#include "common.cuh"
+#include "embed.cuh"
+#include "matmul.cuh"
+#include "mlp.cuh"
+#include "norm.cuh"
+#include "rope.cuh"
+#include "sampling.cuh"
+
+#ifndef LAYERSKIP_CUDA_ARCHS_STRING
+#define LAYERSKIP_CUDA_ARCHS_STRING "unknown"
+#endif
+
+namespace layerskip {
+
+namespace {
+
+constexpr int kMinComputeMajor = 8;
+
+// Its only use: asking the runtime whether this build carries code the device can run.
+__global__ void probe_kernel() {}
+
+std::string mib(size_t bytes) { return std::to_string((bytes + (1 << 19)) >> 20) + " MiB"; }
+
+std::string device_label(int index, const std::string& name) {
+  return "cuda:" + std::to_string(index) + (name.empty() ? "" : " (" + name + ")");
+}
+
+WeightType weight_type(DType dtype) {
+  switch (dtype) {
+    case DType::F32: return WeightType::F32;
+    case DType::F16: return WeightType::F16;
+    case DType::BF16: return WeightType::BF16;
+  }
+  return WeightType::F32;
+}
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(int device, std::string name, int major, int minor, size_t total_memory, cudaStream_t stream)
+      : device_(device), name_(std::move(name)), major_(major), minor_(minor), total_memory_(total_memory),
+        stream_(stream) {}
+
+  ~CudaBackend() override {
+    cudaSetDevice(device_);
+    cudaStreamSynchronize(stream_);
+    for (void* weight : weights_) cudaFree(weight);
+    for (auto& entry : buffers_) cudaFree(entry.first);
+    for (Scratch* scratch : {&matmul_scratch_, &attention_scratch_, &sampling_scratch_, &token_scratch_,
+                             &uniform_scratch_, &result_scratch_}) {
+      cudaFree(scratch->data);
+    }
+    cudaStreamDestroy(stream_);
+  }
+
+  std::string describe() const override {
+    return device_label(device_, name_) + ", sm_" + std::to_string(major_) + std::to_string(minor_) + ", " +
+           mib(total_memory_) + ", weights " + mib(weight_bytes_);
+  }
+
+  CudaMemoryUse memory_use() const {
+    CudaMemoryUse use;
+    use.weight_bytes = weight_bytes_;
+    use.buffer_bytes = buffer_bytes_;
+    for (const Scratch* scratch : {&matmul_scratch_, &attention_scratch_, &sampling_scratch_, &token_scratch_,
+                                   &uniform_scratch_, &result_scratch_}) {
+      use.scratch_bytes += scratch->bytes;
+    }
+    return use;
+  }
+
+  // --- memory ---------------------------------------------------------------------------------------------------
+
+  Status upload_weight(const TensorView& tensor, int rows, int cols, Weight* out) override {
+    LS_RETURN_IF_ERROR(activate());
+    const size_t element = dtype_size(tensor.dtype);
+    if (rows < 1 || cols < 1 || tensor.data == nullptr || tensor.byte_size != size_t(rows) * cols * element) {
+      return Status::error(tensor.file + ": tensor \"" + tensor.name + "\" holds " + std::to_string(tensor.byte_size) +
+                           " bytes, not the " + std::to_string(size_t(rows) * cols * element) + " of [" +
+                           std::to_string(rows) + ", " + std::to_string(cols) + "] " + dtype_name(tensor.dtype));
+    }
+    const size_t padded = size_t(padded_cols(cols));
+    const size_t bytes = size_t(rows) * padded * element;
+    void* device_copy = nullptr;
+    LS_RETURN_IF_ERROR(device_malloc(&device_copy, bytes, "tensor \"" + tensor.name + "\""));
+    // On the backend's stream, then wait: the copy is complete before any kernel or the caller moves on.
+    cudaError_t error;
+    if (padded == size_t(cols)) {
+      error = cudaMemcpyAsync(device_copy, tensor.data, bytes, cudaMemcpyHostToDevice, stream_);
+    } else {
+      error = cudaMemsetAsync(device_copy, 0, bytes, stream_);
+      if (error == cudaSuccess) {
+        error = cudaMemcpy2DAsync(device_copy, padded * element, tensor.data, size_t(cols) * element,
+                                  size_t(cols) * element, size_t(rows), cudaMemcpyHostToDevice, stream_);
+      }
+    }
+    if (error == cudaSuccess) error = cudaStreamSynchronize(stream_);
+    if (error != cudaSuccess) {
+      cudaFree(device_copy);
+      return Status::error(device_label(device_, name_) + ": uploading tensor \"" + tensor.name + "\" failed: " +
+                           cudaGetErrorString(error));
+    }
+    weights_.push_back(device_copy);
+    weight_bytes_ += bytes;
+    out->data = device_copy;
+    out->dtype = tensor.dtype;
+    out->rows = rows;
+    out->cols = cols;
+    return Status::ok();
+  }
+
+  Status upload_vector_f32(const TensorView& tensor, float** out) override {
+    LS_RETURN_IF_ERROR(activate());
+    size_t count = 1;
+    for (int64_t extent : tensor.shape) count *= size_t(extent);
+    if (tensor.data == nullptr || tensor.byte_size != count * dtype_size(tensor.dtype)) {
+      return Status::error(tensor.file + ": tensor \"" + tensor.name + "\" has an inconsistent size");
+    }
+    std::vector<float> host(count);
+    for (size_t i = 0; i < count; i++) host[i] = load_as_f32(tensor.data, tensor.dtype, i);
+    void* device_copy = nullptr;
+    LS_RETURN_IF_ERROR(device_malloc(&device_copy, std::max<size_t>(count, 1) * sizeof(float), "tensor \"" + tensor.name + "\""));
+    cudaError_t error = cudaMemcpyAsync(device_copy, host.data(), count * sizeof(float), cudaMemcpyHostToDevice, stream_);
+    if (error == cudaSuccess) error = cudaStreamSynchronize(stream_);
+    if (error != cudaSuccess) {
+      cudaFree(device_copy);
+      return cuda_status(error, ("uploading tensor \"" + tensor.name + "\"").c_str());
+    }
+    weights_.push_back(device_copy);
+    weight_bytes_ += count * sizeof(float);
+    *out = static_cast<float*>(device_copy);
+    return Status::ok();
+  }
+
+  Status alloc(size_t count, float** out) override {
+    LS_RETURN_IF_ERROR(activate());
+    const size_t bytes = std::max<size_t>(count, 1) * sizeof(float);
+    void* buffer = nullptr;
+    LS_RETURN_IF_ERROR(device_malloc(&buffer, bytes, "a buffer"));
+    buffers_[buffer] = bytes;
+    buffer_bytes_ += bytes;
+    *out = static_cast<float*>(buffer);
+    return Status::ok();
+  }
+
+  void free(float* buffer) override {
+    if (buffer == nullptr) return;
+    auto entry = buffers_.find(buffer);
+    if (entry == buffers_.end()) return;  // not ours: never hand it to cudaFree
+    cudaSetDevice(device_);
+    cudaStreamSynchronize(stream_);  // kernels still queued may read it
+    cudaFree(buffer);
+    buffer_bytes_ -= entry->second;
+    buffers_.erase(entry);
+  }
+
+  Status copy_to_host(float* host_out, const float* buffer, size_t count) override {
+    LS_RETURN_IF_ERROR(activate());
+    LS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(host_out, buffer, count * sizeof(float), cudaMemcpyDeviceToHost, stream_),
+                            "copy to host");
+    LS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_), "copy to host (kernels before it)");
+    return sticky_error();
+  }
+
+  Status copy_from_host(float* buffer, const float* host_in, size_t count) override {
+    LS_RETURN_IF_ERROR(activate());
+    LS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(buffer, host_in, count * sizeof(float), cudaMemcpyHostToDevice, stream_),
+                            "copy from host");
+    LS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_), "copy from host");
+    return sticky_error();
+  }
+
+  void copy(float* out, const float* in, size_t count) override {
+    if (!begin_op()) return;
+    record(cuda_status(cudaMemcpyAsync(out, in, count * sizeof(float), cudaMemcpyDeviceToDevice, stream_), "copy"));
+  }
+
+  // --- ops ------------------------------------------------------------------------------------------------------
+
+  void embed(float* out, const int32_t* tokens, int n, const Weight& table) override {
+    if (!begin_op()) return;
+    if (!record(ensure(&token_scratch_, size_t(std::max(n, 1)) * sizeof(int32_t), "token ids"))) return;
+    int32_t* device_tokens = static_cast<int32_t*>(token_scratch_.data);
+    // From pageable memory: the runtime stages the ids before returning, so the caller may reuse `tokens`.
+    if (!record(cuda_status(cudaMemcpyAsync(device_tokens, tokens, size_t(n) * sizeof(int32_t),
+                                            cudaMemcpyHostToDevice, stream_), "copy token ids"))) {
+      return;
+    }
+    record(embed_cuda(out, device_tokens, n, table.data, weight_type(table.dtype), table.rows, table.cols, stream_));
+  }
+
+  void rmsnorm(float* out, const float* in, const float* weight, int n, int dim, float eps) override {
+    if (!begin_op()) return;
+    record(rmsnorm_cuda(out, in, weight, n, dim, eps, stream_));
+  }
+
+  void matmul(float* out, const float* in, const Weight& weight, int n, int out_stride) override {
+    if (!begin_op()) return;
+    const WeightType type = weight_type(weight.dtype);
+    const size_t workspace_bytes = matmul_workspace_bytes(n, weight.cols, type);
+    if (workspace_bytes > 0 && !record(ensure(&matmul_scratch_, workspace_bytes, "matmul staging"))) return;
+    record(matmul_cuda(out, in, weight.data, type, weight.rows, weight.cols, n, out_stride, matmul_scratch_.data,
+                       matmul_scratch_.bytes, stream_));
+  }
+
+  void rope(float* vectors, int n, int row_stride, int num_heads, int head_dim, int start_pos, const float* cos_table,
+            const float* sin_table) override {
+    if (!begin_op()) return;
+    record(rope_cuda(vectors, n, row_stride, num_heads, head_dim, start_pos, cos_table, sin_table, stream_));
+  }
+
+  void attention(float* out, const float* q, const float* k_cache, const float* v_cache, int n, int start_pos,
+                 int num_heads, int num_kv_heads, int head_dim) override {
+    if (!begin_op()) return;
+    const size_t floats = attention_workspace_floats(n, start_pos, num_heads, head_dim);
+    if (!record(ensure(&attention_scratch_, floats * sizeof(float), "attention partials"))) return;
+    record(attention_cuda(out, q, k_cache, v_cache, n, start_pos, num_heads, num_kv_heads, head_dim,
+                          static_cast<float*>(attention_scratch_.data), attention_scratch_.bytes / sizeof(float),
+                          stream_));
+  }
+
+  void swiglu(float* out, const float* gate, const float* up, size_t count) override {
+    if (!begin_op()) return;
+    record(swiglu_cuda(out, gate, up, count, stream_));
+  }
+
+  void add(float* accumulate, const float* in, size_t count) override {
+    if (!begin_op()) return;
+    record(add_cuda(accumulate, in, count, stream_));
+  }
+
+  Status sample(SampledToken* out, const float* logits, int n, int vocab, const SamplingParams& params,
+                const double* uniforms) override {
+    LS_RETURN_IF_ERROR(activate());
+    LS_RETURN_IF_ERROR(sticky_error());
+    if (n < 1) return Status::error("sample: no rows");
+    const bool greedy = params.temperature <= 0.0f;
+    if (!greedy && uniforms == nullptr) return Status::error("sample: temperature sampling needs uniforms");
+    LS_RETURN_IF_ERROR(ensure(&result_scratch_, size_t(n) * sizeof(SampledToken), "sampling results"));
+    const double* device_uniforms = nullptr;
+    float* weights = nullptr;
+    size_t weight_floats = 0;
+    if (!greedy) {
+      LS_RETURN_IF_ERROR(ensure(&uniform_scratch_, size_t(n) * sizeof(double), "sampling uniforms"));
+      LS_RETURN_IF_ERROR(ensure(&sampling_scratch_, sampling_workspace_floats(n, vocab) * sizeof(float), "sampling weights"));
+      LS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(uniform_scratch_.data, uniforms, size_t(n) * sizeof(double),
+                                              cudaMemcpyHostToDevice, stream_), "copy uniforms");
+      device_uniforms = static_cast<const double*>(uniform_scratch_.data);
+      weights = static_cast<float*>(sampling_scratch_.data);
+      weight_floats = sampling_scratch_.bytes / sizeof(float);
+    }
+    SampledToken* device_results = static_cast<SampledToken*>(result_scratch_.data);
+    LS_RETURN_IF_ERROR(sample_cuda(device_results, logits, n, vocab, params, device_uniforms, weights, weight_floats, stream_));
+    LS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(out, device_results, size_t(n) * sizeof(SampledToken),
+                                            cudaMemcpyDeviceToHost, stream_), "copy sampled tokens");
+    LS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_), "sampling (or a kernel before it)");
+    return Status::ok();
+  }
+
+ private:
+  struct Scratch {
+    void* data = nullptr;
+    size_t bytes = 0;
+  };
+
+  Status activate() { return cuda_status(cudaSetDevice(device_), "select device"); }
+
+  Status sticky_error() const { return error_.empty() ? Status::ok() : Status::error(error_); }
+
+  // Keeps the first failure; true when `status` is ok.
+  bool record(const Status& status) {
+    if (status.is_ok()) return true;
+    if (error_.empty()) error_ = device_label(device_, name_) + ": " + status.message();
+    return false;
+  }
+
+  // Common entry of the void ops: select the device, and do nothing once an error is pending.
+  bool begin_op() { return record(activate()) && error_.empty(); }
+
+  Status device_malloc(void** out, size_t bytes, const std::string& what) {
+    cudaError_t error = cudaMalloc(out, bytes);
+    if (error == cudaSuccess) return Status::ok();
+    cudaGetLastError();  // allocation failures are not sticky; clear it
+    size_t free_bytes = 0, total_bytes = 0;
+    cudaMemGetInfo(&free_bytes, &total_bytes);
+    if (error == cudaErrorMemoryAllocation) {
+      return Status::error(device_label(device_, name_) + " is out of memory allocating " + mib(bytes) + " for " +
+                           what + " (" + mib(free_bytes) + " free of " + mib(total_bytes) + "; this model holds " +
+                           mib(weight_bytes_) + " of weights and " + mib(buffer_bytes_) +
+                           " of buffers). Try a smaller context length, a smaller model or the CPU backend.");
+    }
+    return cuda_status(error, ("allocating " + mib(bytes) + " for " + what).c_str());
+  }
+
+  // Grows `scratch` to at least `bytes` (rounded up to 1 MiB). Waits for queued kernels before freeing.
+  Status ensure(Scratch* scratch, size_t bytes, const char* what) {
+    if (bytes <= scratch->bytes) return Status::ok();
+    const size_t rounded = (bytes + (1 << 20) - 1) / (1 << 20) * (1 << 20);
+    if (scratch->data != nullptr) {
+      LS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_), "growing a workspace");
+      cudaFree(scratch->data);
+      scratch->data = nullptr;
+      scratch->bytes = 0;
+    }
+    LS_RETURN_IF_ERROR(device_malloc(&scratch->data, rounded, what));
+    scratch->bytes = rounded;
+    return Status::ok();
+  }
+
+  const int device_;
+  const std::string name_;
+  const int major_, minor_;
+  const size_t total_memory_;
+  cudaStream_t stream_;
+  std::string error_;                             // first failure of a void op; empty when none
+  std::vector<void*> weights_;                    // device copies of weights and norm vectors
+  std::unordered_map<void*, size_t> buffers_;     // alloc()ed buffers → bytes
+  size_t weight_bytes_ = 0;
+  size_t buffer_bytes_ = 0;
+  Scratch matmul_scratch_;     // (n, padded cols) 16-bit activations for the tiled matmul
+  Scratch attention_scratch_;  // per (query, head, chunk) partial softmax state
+  Scratch sampling_scratch_;   // (n, vocab) tempered weights
+  Scratch token_scratch_;      // (n) token ids for embed
+  Scratch uniform_scratch_;    // (n) doubles
+  Scratch result_scratch_;     // (n) SampledToken
+};
+
+// Shared checks of cuda_device_info and make_cuda_backend.
+Status probe(int device_index, CudaDeviceInfo* info) {
+  *info = CudaDeviceInfo();
+  info->device_index = device_index;
+  int count = 0;
+  cudaError_t error = cudaGetDeviceCount(&count);
+  if (error == cudaErrorNoDevice || (error == cudaSuccess && count == 0)) {
+    cudaGetLastError();
+    return Status::error("no CUDA device found (the NVIDIA driver reports none)");
+  }
+  if (error == cudaErrorInsufficientDriver) {
+    cudaGetLastError();
+    return Status::error("the NVIDIA driver is missing or too old for this build (CUDA runtime " +
+                         std::to_string(CUDART_VERSION / 1000) + "." + std::to_string(CUDART_VERSION % 1000 / 10) +
+                         "); install or update the driver, or use the CPU backend");
+  }
+  if (error != cudaSuccess) {
+    cudaGetLastError();
+    return Status::error(std::string("cannot query CUDA devices: ") + cudaGetErrorString(error));
+  }
+  info->device_count = count;
+  if (device_index < 0 || device_index >= count) {
+    return Status::error("cuda:" + std::to_string(device_index) + " does not exist (" + std::to_string(count) +
+                         " CUDA device" + (count == 1 ? "" : "s") + " found)");
+  }
+  cudaDeviceProp properties;
+  LS_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&properties, device_index), "reading device properties");
+  info->name = properties.name;
+  info->compute_major = properties.major;
+  info->compute_minor = properties.minor;
+  info->total_memory = properties.totalGlobalMem;
+  const std::string label = device_label(device_index, info->name);
+  if (properties.major < kMinComputeMajor) {
+    return Status::error(label + " has compute capability " + std::to_string(properties.major) + "." +
+                         std::to_string(properties.minor) + "; the CUDA kernels need 8.0 (Ampere) or newer");
+  }
+  error = cudaSetDevice(device_index);
+  if (error == cudaSuccess) {
+    size_t free_bytes = 0, total_bytes = 0;
+    error = cudaMemGetInfo(&free_bytes, &total_bytes);
+    info->free_memory = free_bytes;
+  }
+  if (error != cudaSuccess) {
+    cudaGetLastError();
+    return Status::error(label + " cannot be used: " + cudaGetErrorString(error));
+  }
+  cudaFuncAttributes attributes;
+  error = cudaFuncGetAttributes(&attributes, probe_kernel);
+  if (error != cudaSuccess) {
+    cudaGetLastError();
+    return Status::error(label + " (sm_" + std::to_string(properties.major) + std::to_string(properties.minor) +
+                         ") cannot run this build's kernels (built for CUDA architectures " +
+                         LAYERSKIP_CUDA_ARCHS_STRING + "): " + cudaGetErrorString(error) +
+                         ". Rebuild with LAYERSKIP_CUDA_ARCHS including this GPU.");
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Status cuda_device_info(int device_index, CudaDeviceInfo* out) { return probe(device_index, out); }
+
+Status make_cuda_backend(int device_index, std::unique_ptr<Backend>* out) {
+  CudaDeviceInfo info;
+  LS_RETURN_IF_ERROR(probe(device_index, &info));
+  cudaStream_t stream = nullptr;
+  cudaError_t error = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  if (error != cudaSuccess) {
+    cudaGetLastError();
+    return Status::error(device_label(device_index, info.name) + ": cannot create a stream: " +
+                         cudaGetErrorString(error));
+  }
+  out->reset(new CudaBackend(device_index, info.name, info.compute_major, info.compute_minor, info.total_memory, stream));
+  return Status::ok();
+}
+
+bool cuda_memory_use(const Backend& backend, CudaMemoryUse* out) {
+  const CudaBackend* cuda = dynamic_cast<const CudaBackend*>(&backend);
+  if (cuda == nullptr) return false;
+  *out = cuda->memory_use();
+  return true;
+}
+
+}  // namespace layerskip

@@ -1,0 +1,114 @@
+// `layerskip correctness`: greedy self-speculative decoding must reproduce greedy autoregressive decoding token for
+// token (LayerSkip's correctness check). One line per prompt, the mismatches in detail, and an error count; the
+// exit code is 1 when any prompt differs.
+import fs from 'node:fs';
+
+import { loadModel, type Device, type LayerSkipModel } from '../model.js';
+import type { GenerationResult } from '../generation/generate.js';
+import { formatHelp, parseArgs, UsageError, type OptionSpecs } from './args.js';
+import { defaultModelDir } from './common.js';
+
+export const correctnessSpecs: OptionSpecs = {
+  model: { kind: 'string', placeholder: 'DIR', description: 'HuggingFace Llama checkpoint folder (default: the bundled demo model)' },
+  prompts: { kind: 'string', placeholder: 'FILE', description: 'JSONL file, one {"prompt": text or token ids} per line' },
+  'exit-layer': { kind: 'integer', placeholder: 'E', description: 'draft exit layer (default: half the layers)' },
+  'num-speculations': { kind: 'integer', placeholder: 'K', description: 'tokens drafted per step (default 6)' },
+  'max-steps': { kind: 'integer', aliases: ['max-tokens'], placeholder: 'N', description: 'tokens generated per prompt (default 64)' },
+  device: { kind: 'string', placeholder: 'NAME', description: 'cpu (default), cuda or auto' },
+  threads: { kind: 'integer', placeholder: 'N', description: 'CPU threads (default: one per core)' },
+  'context-length': { kind: 'integer', placeholder: 'N', description: 'KV cache positions (default min(model max, 4096))' },
+  help: { kind: 'boolean', aliases: ['h'], description: 'show this help' },
+};
+
+export const correctnessHelp = formatHelp(
+  'Usage: layerskip correctness [--model DIR] --prompts FILE.jsonl [--exit-layer E] [--num-speculations K] [--max-steps N]',
+  'Checks that greedy self-speculative decoding reproduces greedy autoregressive decoding for every prompt.',
+  correctnessSpecs,
+);
+
+/** Prompts of a JSONL file: each line an object whose "prompt" is a string or an array of token ids. */
+export function readPrompts(file: string): (string | number[])[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read --prompts ${file}: ${(error as Error).message}`);
+  }
+  const prompts: (string | number[])[] = [];
+  text.split('\n').forEach((line, index) => {
+    if (line.trim() === '') return;
+    let record: unknown;
+    try {
+      record = JSON.parse(line);
+    } catch (error) {
+      throw new Error(`${file}:${index + 1}: not JSON (${(error as Error).message})`);
+    }
+    const prompt = (record as { prompt?: unknown } | null)?.prompt;
+    const isIds = Array.isArray(prompt) && prompt.every((id) => Number.isInteger(id));
+    if (typeof prompt !== 'string' && !isIds) throw new Error(`${file}:${index + 1}: needs a "prompt" string or token-id array`);
+    prompts.push(prompt as string | number[]);
+  });
+  if (prompts.length === 0) throw new Error(`${file}: no prompts`);
+  return prompts;
+}
+
+function firstDifference(a: number[], b: number[]): number {
+  let index = 0;
+  while (index < a.length && index < b.length && a[index] === b[index]) index++;
+  return index === a.length && index === b.length ? -1 : index;
+}
+
+function describeTokens(model: LayerSkipModel, ids: number[]): string {
+  return model.tokenizer ? JSON.stringify(model.decode(ids)) : `[${ids.join(', ')}]`;
+}
+
+export async function runCorrectnessCommand(argv: string[]): Promise<number> {
+  const { options, positionals } = parseArgs(argv, correctnessSpecs);
+  if (options.help) {
+    process.stdout.write(correctnessHelp);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  if (options.prompts === undefined) throw new UsageError('give the prompts with --prompts FILE.jsonl');
+  const prompts = readPrompts(options.prompts as string);
+  const model = await loadModel((options.model as string | undefined) ?? defaultModelDir(), {
+    device: options.device as Device | undefined,
+    threads: options.threads as number | undefined,
+    contextLength: options['context-length'] as number | undefined,
+  });
+  try {
+    const numLayers = model.info.numLayers;
+    const exitLayer = (options['exit-layer'] as number | undefined) ?? Math.max(1, Math.floor(numLayers / 2));
+    const numSpeculations = (options['num-speculations'] as number | undefined) ?? 6;
+    const maxSteps = (options['max-steps'] as number | undefined) ?? 64;
+    process.stdout.write(`correctness: E = ${exitLayer} of ${numLayers} layers, k = ${numSpeculations}, ${maxSteps} tokens per prompt\n`);
+    let errors = 0;
+    let drafted = 0;
+    let accepted = 0;
+    for (const [index, prompt] of prompts.entries()) {
+      const autoregressive: GenerationResult = await model.generate(prompt, { maxSteps });
+      const speculative = await model.generate(prompt, { maxSteps, generationStrategy: 'self_speculative', exitLayer, numSpeculations });
+      drafted += speculative.stats.drafted;
+      accepted += speculative.stats.accepted;
+      const at = firstDifference(autoregressive.tokenIds, speculative.tokenIds);
+      const rate = `${(speculative.stats.acceptanceRate * 100).toFixed(1)}% accepted`;
+      if (at < 0) {
+        process.stdout.write(`prompt ${index + 1}: ok (${speculative.tokenIds.length} tokens, ${rate})\n`);
+        continue;
+      }
+      errors++;
+      process.stdout.write(
+        `prompt ${index + 1}: MISMATCH at generated token ${at} (${rate})\n` +
+          `  autoregressive:   ${describeTokens(model, autoregressive.tokenIds.slice(at, at + 8))} ` +
+          `[${autoregressive.tokenIds.slice(at, at + 8).join(', ')}]\n` +
+          `  self_speculative: ${describeTokens(model, speculative.tokenIds.slice(at, at + 8))} ` +
+          `[${speculative.tokenIds.slice(at, at + 8).join(', ')}]\n`,
+      );
+    }
+    const overall = drafted > 0 ? ((accepted / drafted) * 100).toFixed(1) : '0.0';
+    process.stdout.write(`errors: ${errors} of ${prompts.length} prompts (acceptance ${overall}%)\n`);
+    return errors === 0 ? 0 : 1;
+  } finally {
+    await model.dispose();
+  }
+}

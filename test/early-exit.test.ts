@@ -1,0 +1,84 @@
+// Early-exit decoding (autoregressive with exitLayer E < L: layers [0, E), then the model's own final norm and LM
+// head) against the reference model, its cache bookkeeping, and the self-speculative draft step, which is the
+// same computation: its proposals are the reference's early-exit argmax with the reference's probability.
+import assert from 'node:assert/strict';
+
+import { loadModel, type LayerSkipModel } from '../lib/index.js';
+import type { NativeModel } from '../lib/native.js';
+import { ensureFixtures } from './fixtures/make-fixtures.js';
+import { loadNative, tokenSequence } from './helpers/native.js';
+import { argmax, loadReference, referenceGreedy, referenceLogitsAtExit, softmax, type ReferenceModel } from './reference/llama.js';
+
+describe('early exit', function () {
+  const FIXTURES = ['tiny-deep', 'tiny-gqa-bf16'];
+  let dirs: Record<string, string>;
+  const models: Record<string, LayerSkipModel> = {};
+  const references: Record<string, ReferenceModel> = {};
+  before(async function () {
+    dirs = ensureFixtures(FIXTURES);
+    for (const name of FIXTURES) {
+      models[name] = await loadModel(dirs[name], { threads: 1, contextLength: 128 });
+      references[name] = loadReference(dirs[name]);
+    }
+  });
+  after(async function () {
+    for (const model of Object.values(models)) await model.dispose();
+  });
+
+  for (const name of FIXTURES) {
+    it(`${name}: greedy early-exit decoding equals the reference's at every E`, async function () {
+      const model = models[name];
+      const numLayers = model.info.numLayers;
+      const prompt = tokenSequence(6, model.info.vocabSize, 31);
+      for (let exitLayer = 1; exitLayer <= numLayers; exitLayer++) {
+        const result = await model.generate(prompt, { maxSteps: 16, stopTokenIds: [], exitLayer });
+        assert.deepEqual(result.tokenIds, referenceGreedy(references[name], prompt, 16, exitLayer), `E=${exitLayer}`);
+        assert.equal(result.stats.exitLayer, exitLayer);
+        assert.equal(result.stats.drafted, 0);
+      }
+    });
+  }
+
+  it('alternating early-exit and full generations reuse the cache correctly', async function () {
+    const model = models['tiny-deep'];
+    const reference = references['tiny-deep'];
+    const prompt = tokenSequence(8, 512, 32);
+    // Same prompt at E = 2, then full depth (layers ≥ 2 hold nothing: no reuse past them), then E = 2 again.
+    for (const exitLayer of [2, 8, 2, 5, 8]) {
+      const result = await model.generate(prompt, { maxSteps: 8, stopTokenIds: [], exitLayer });
+      assert.deepEqual(result.tokenIds, referenceGreedy(reference, prompt, 8, exitLayer), `E=${exitLayer}`);
+    }
+    // Speculative generation after an early-exit one starts from a consistent cache.
+    await model.generate(prompt, { maxSteps: 8, stopTokenIds: [], exitLayer: 3 });
+    const speculative = await model.generate(prompt, {
+      maxSteps: 12, stopTokenIds: [], generationStrategy: 'self_speculative', exitLayer: 3, numSpeculations: 4,
+    });
+    assert.deepEqual(speculative.tokenIds, referenceGreedy(reference, prompt, 12));
+  });
+
+  it('draft proposals are the reference early-exit argmax, with its probability', async function () {
+    const native: NativeModel = await loadNative(dirs['tiny-deep'], 1);
+    const reference = references['tiny-deep'];
+    try {
+      for (const exitLayer of [1, 4, 7]) {
+        const context = native.createContext({ contextLength: 64 });
+        context.reserveSpeculation(6);
+        const tokens = tokenSequence(5, 512, 33);
+        await context.evaluate(Int32Array.from(tokens), { logitRows: 0 });
+        let token = 9;
+        for (let i = 0; i < 6; i++) {
+          const proposal = await context.draft(token, { exitLayer });
+          tokens.push(token);
+          const logits = referenceLogitsAtExit(reference, tokens, exitLayer).at(-1)!;
+          assert.equal(proposal.token, argmax(logits), `E=${exitLayer} draft ${i}`);
+          const probability = softmax(logits)[proposal.token];
+          assert.ok(Math.abs(proposal.confidence - probability) < 1e-4, `${proposal.confidence} vs ${probability}`);
+          token = proposal.token;
+        }
+        context.dispose();
+      }
+    } finally {
+      native.dispose();
+    }
+  });
+});
