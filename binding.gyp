@@ -4,7 +4,7 @@
       "target_name": "layerskip_avx2",
       "type": "static_library",
       "sources": ["<!@(node -p \"require('fs').readdirSync('cpu').filter(f => f.endsWith('_avx2.cc')).map(f => 'cpu/' + f).join(' ')\")"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fPIC", "-mavx2", "-mfma", "-mf16c"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fPIC", "-ffp-contract=off", "-mavx2", "-mfma", "-mf16c"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "defines": ["LAYERSKIP_HAVE_AVX2=1"]
     },
@@ -16,7 +16,7 @@
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS", "LAYERSKIP_HAVE_AVX2=1"],
-      "cflags_cc": ["-std=c++17", "-O3"],
+      "cflags_cc": ["-std=c++17", "-O3", "-ffp-contract=off"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags!": ["-fno-exceptions"],
       "xcode_settings": { "GCC_ENABLE_CPP_EXCEPTIONS": "YES", "CLANG_CXX_LIBRARY": "libc++", "OTHER_CPLUSPLUSFLAGS": ["-std=c++17", "-O3"] },

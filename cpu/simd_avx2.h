@@ -21,9 +21,11 @@ inline __m256 load8(const void* data, size_t index) {
   if constexpr (dtype == DType::F32) {
     return _mm256_loadu_ps(static_cast<const float*>(data) + index);
   } else if constexpr (dtype == DType::F16) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(data) + index)));
+    const uint16_t* halves = static_cast<const uint16_t*>(data) + index;
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(halves)));
   } else {
-    __m128i bits = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(data) + index));
+    const uint16_t* halves = static_cast<const uint16_t*>(data) + index;
+    __m128i bits = _mm_loadu_si128(reinterpret_cast<const __m128i*>(halves));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
   }
 }

@@ -36,7 +36,8 @@ double now_seconds() {
 
 // Page-aligned bytes filled with small finite values of any 16/32-bit float dtype.
 struct Buffer {
-  explicit Buffer(size_t size) : bytes(size), data(static_cast<uint8_t*>(std::aligned_alloc(4096, (size + 4095) / 4096 * 4096))) {
+  explicit Buffer(size_t size)
+      : bytes(size), data(static_cast<uint8_t*>(std::aligned_alloc(4096, (size + 4095) / 4096 * 4096))) {
     uint32_t state = 12345;
     uint32_t* words = reinterpret_cast<uint32_t*>(data);
     for (size_t i = 0; i < size / 4; i++) {
@@ -282,7 +283,8 @@ BENCH(kernel_llama1b_shaped_model) {
   std::printf("    verify (n=5, ctx 512):   %8.1f ms/step   = %.2f × decode (5 decodes = 5.00×)\n", verify * 1e3,
               verify / decode);
   std::printf("    prefill 512 (2 layers × 8 + head): %6.2f s   %5.1f tok/s  %5.1f GFLOP/s (matrices)\n",
-              prefill + head_time, batch / (prefill + head_time), flops_per_token * batch / (prefill + head_time) / 1e9);
+              prefill + head_time, batch / (prefill + head_time),
+              flops_per_token * batch / (prefill + head_time) / 1e9);
 }
 
 }  // namespace

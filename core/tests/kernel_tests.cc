@@ -192,7 +192,8 @@ TEST(kernel_matmul_scalar_vs_avx2) {
       matmul_avx2(vector.data(), in.data(), w.weight, n, rows, pool_of(2));
       for (size_t i = 0; i < scalar.size(); i++) {
         CHECK_MSG(std::fabs(scalar[i] - vector[i]) <= 1e-5f * (1.0f + std::fabs(scalar[i])),
-                  dtype_name(dtype) << " cols=" << cols << " element " << i << ": " << scalar[i] << " vs " << vector[i]);
+                  dtype_name(dtype) << " cols=" << cols << " element " << i << ": " << scalar[i] << " vs "
+                                    << vector[i]);
       }
     }
   }
@@ -214,7 +215,8 @@ std::vector<std::pair<const char*, AttentionFn>> attention_kernels() {
 struct AttentionShape {
   int num_heads, num_kv_heads, head_dim;
 };
-const AttentionShape kAttentionShapes[] = {{4, 2, 64}, {3, 3, 12}, {8, 2, 100}, {2, 1, 128}, {32, 8, 64}};
+const AttentionShape kAttentionShapes[] = {{4, 2, 64},  {3, 3, 12},  {8, 2, 100},
+                                           {2, 1, 128}, {32, 8, 64}, {16, 1, 64}};
 
 // Double-precision softmax(q·kᵀ / sqrt(d)) · v for query row t at position start_pos + t.
 void attention_reference(double* out, const float* q, const float* keys, const float* values, int position,
@@ -274,7 +276,7 @@ TEST(kernel_attention_matches_reference) {
 }
 
 // A row's attention output is the same bits whether the rows were processed as one prefill, one at a time, or in
-// chunks of 5 (verification-sized), with 1 or 2 threads.
+// chunks of 2..17 (verification-sized and beyond), with 1 or 2 threads.
 TEST(kernel_attention_batch_invariant) {
   constexpr int kPositions = 70;
   for (auto [kernel_name, kernel] : attention_kernels()) {
@@ -294,7 +296,7 @@ TEST(kernel_attention_batch_invariant) {
       };
       std::vector<float> one_by_one = run_in_chunks(1, 1);
       for (int threads : {1, 2}) {
-        for (int chunk : {1, 5, 8, kPositions}) {
+        for (int chunk : {1, 2, 3, 5, 8, 17, kPositions}) {
           CHECK_MSG(same_bits(run_in_chunks(chunk, threads).data(), one_by_one.data(), one_by_one.size()),
                     kernel_name << " heads=" << s.num_heads << " d=" << s.head_dim << " chunk=" << chunk
                                 << " threads=" << threads);
@@ -337,7 +339,8 @@ TEST(kernel_rmsnorm_matches_reference_and_is_batch_invariant) {
       for (int t : {0, 57, 110}) {
         std::vector<float> alone(dim, kPoison);
         kernel(alone.data(), in.data() + size_t(t) * dim, weight.data(), 1, dim, eps, pool_of(1));
-        CHECK_MSG(same_bits(alone.data(), out.data() + size_t(t) * dim, dim), kernel_name << " dim=" << dim << " row " << t);
+        CHECK_MSG(same_bits(alone.data(), out.data() + size_t(t) * dim, dim),
+                  kernel_name << " dim=" << dim << " row " << t);
       }
     }
   }
