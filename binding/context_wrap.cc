@@ -62,6 +62,7 @@ void ContextWrap::Register(Napi::Env env, Napi::Object exports) {
                                     InstanceMethod<&ContextWrap::ExitRows>("exitRows"),
                                     InstanceMethod<&ContextWrap::Truncate>("truncate"),
                                     InstanceMethod<&ContextWrap::Length>("length"),
+                                    InstanceMethod<&ContextWrap::ContextLength>("contextLength"),
                                     InstanceMethod<&ContextWrap::LayerLength>("layerLength"),
                                     InstanceMethod<&ContextWrap::Dispose>("dispose")});
   constructor = Napi::Persistent(cls);
@@ -119,22 +120,8 @@ Napi::Value ContextWrap::Evaluate(const Napi::CallbackInfo& info) {
   const ModelConfig& config = model_wrap_->model()->config();
   int layer_end = integer_field(options, "layerEnd", config.num_layers, 1, config.num_layers);
   int logit_rows = integer_field(options, "logitRows", 1, 0, context->max_logit_rows());
-  SamplingParams params;
-  params.temperature = float(number_field(options, "temperature", 0.0, 0.0, 1e6));
-  params.top_k = integer_field(options, "topK", 0, 0, config.vocab_size);
-  params.top_p = float(number_field(options, "topP", 1.0, 0.0, 1.0));
-  std::vector<double> uniforms;
-  Napi::Value uniforms_value = options.Get("uniforms");
-  if (!uniforms_value.IsUndefined()) {
-    if (!uniforms_value.IsTypedArray() || uniforms_value.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
-      throw Napi::TypeError::New(env, "uniforms must be a Float64Array");
-    }
-    Napi::Float64Array array = uniforms_value.As<Napi::Float64Array>();
-    if (int(array.ElementLength()) < logit_rows) throw Napi::RangeError::New(env, "uniforms needs one value per logit row");
-    uniforms.assign(array.Data(), array.Data() + array.ElementLength());
-  } else if (params.temperature > 0) {
-    throw Napi::TypeError::New(env, "sampling (temperature > 0) needs uniforms");
-  }
+  SamplingParams params = sampling_params(options);
+  std::vector<double> uniforms = uniforms_field(options, params, logit_rows, "one value per logit row");
   std::vector<int32_t> token_copy(tokens.Data(), tokens.Data() + tokens.ElementLength());
   auto sampled = std::make_shared<std::vector<SampledToken>>(logit_rows);
   busy_ = true;
@@ -171,6 +158,23 @@ SamplingParams ContextWrap::sampling_params(const Napi::Object& options) const {
   params.top_k = integer_field(options, "topK", 0, 0, model_wrap_->model()->config().vocab_size);
   params.top_p = float(number_field(options, "topP", 1.0, 0.0, 1.0));
   return params;
+}
+
+// options.uniforms: a Float64Array of at least `count` values in [0, 1), required when sampling.
+std::vector<double> ContextWrap::uniforms_field(const Napi::Object& options, const SamplingParams& params, int count,
+                                                const char* expectation) const {
+  Napi::Env env = options.Env();
+  Napi::Value value = options.Get("uniforms");
+  if (value.IsUndefined()) {
+    if (params.temperature > 0) throw Napi::TypeError::New(env, "sampling (temperature > 0) needs uniforms");
+    return {};
+  }
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+    throw Napi::TypeError::New(env, "uniforms must be a Float64Array");
+  }
+  Napi::Float64Array array = value.As<Napi::Float64Array>();
+  if (int(array.ElementLength()) < count) throw Napi::RangeError::New(env, std::string("uniforms needs ") + expectation);
+  return std::vector<double>(array.Data(), array.Data() + array.ElementLength());
 }
 
 // reserveSpeculation(numSpeculations): sizes the exit cache for up to numSpeculations drafts per step.
@@ -219,18 +223,7 @@ Napi::Value ContextWrap::Verify(const Napi::CallbackInfo& info) {
   int draft_count = int(integer_arg(info, 0, "draftCount", 0, context->max_batch() - 1));
   Napi::Object options = object_arg(info, 1, "options");
   SamplingParams params = sampling_params(options);
-  std::vector<double> uniforms;
-  Napi::Value uniforms_value = options.Get("uniforms");
-  if (!uniforms_value.IsUndefined()) {
-    if (!uniforms_value.IsTypedArray() || uniforms_value.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
-      throw Napi::TypeError::New(env, "uniforms must be a Float64Array");
-    }
-    Napi::Float64Array array = uniforms_value.As<Napi::Float64Array>();
-    if (int(array.ElementLength()) < draft_count + 1) throw Napi::RangeError::New(env, "uniforms needs draftCount + 1 values");
-    uniforms.assign(array.Data(), array.Data() + array.ElementLength());
-  } else if (params.temperature > 0) {
-    throw Napi::TypeError::New(env, "sampling (temperature > 0) needs uniforms");
-  }
+  std::vector<double> uniforms = uniforms_field(options, params, draft_count + 1, "draftCount + 1 values");
   auto rows = std::make_shared<std::vector<VerifyRow>>(draft_count + 1);
   busy_ = true;
   auto* worker = new ContextWorker(
@@ -297,6 +290,12 @@ Napi::Value ContextWrap::Truncate(const Napi::CallbackInfo& info) {
 Napi::Value ContextWrap::Length(const Napi::CallbackInfo& info) {
   if (!context_) throw Napi::Error::New(info.Env(), "length: context has been disposed");
   return Napi::Number::New(info.Env(), context_->length());
+}
+
+// contextLength() → positions the KV cache holds (the resolved default when none was asked for).
+Napi::Value ContextWrap::ContextLength(const Napi::CallbackInfo& info) {
+  if (!context_) throw Napi::Error::New(info.Env(), "contextLength: context has been disposed");
+  return Napi::Number::New(info.Env(), context_->context_length());
 }
 
 Napi::Value ContextWrap::LayerLength(const Napi::CallbackInfo& info) {

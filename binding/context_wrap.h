@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <memory>
+#include <vector>
 
 #include "../core/context.h"
 
@@ -31,10 +32,13 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   Napi::Value ExitRows(const Napi::CallbackInfo& info);
   Napi::Value Truncate(const Napi::CallbackInfo& info);
   Napi::Value Length(const Napi::CallbackInfo& info);
+  Napi::Value ContextLength(const Napi::CallbackInfo& info);
   Napi::Value LayerLength(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Context* live_context(const Napi::Env& env, const char* method) const;
   SamplingParams sampling_params(const Napi::Object& options) const;
+  std::vector<double> uniforms_field(const Napi::Object& options, const SamplingParams& params, int count,
+                                     const char* expectation) const;
   void ReleaseResources();
 
   std::unique_ptr<Context> context_;

@@ -1,8 +1,8 @@
 // TokenDistribution: the distribution a sampler draws from after temperature, top-k and top-p, kept on the host
 // as the surviving tokens (most likely first) and their renormalized probabilities. Speculative sampling needs
 // whole distributions, not just one drawn token: p_verify(d) and p_draft(d) for the acceptance test, and
-// normalize(max(0, p_verify − p_draft)) at the first rejection. The processing order and tie-breaking follow
-// the backend samplers (cpu/sampling.cc), so drawing from this gives the same distribution as Backend::sample.
+// normalize(max(0, p_verify − p_draft)) at the first rejection. The CPU sampler (cpu/sampling.cc) draws from this
+// same builder; the CUDA sampler follows its processing order and tie-breaking.
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -72,8 +72,7 @@ export class LayerSkipModel {
       native.dispose();
       throw error;
     }
-    const contextLength = options.contextLength ?? Math.min(nativeInfo.maxPositionEmbeddings, 4096);
-    return new LayerSkipModel(native, context, tokenizer, { ...nativeInfo, dir: resolved, contextLength });
+    return new LayerSkipModel(native, context, tokenizer, { ...nativeInfo, dir: resolved, contextLength: context.contextLength() });
   }
 
   /** Generates a continuation of `prompt` (text, or token ids used as given). */

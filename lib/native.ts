@@ -102,6 +102,8 @@ export interface NativeContext {
   readHidden(rows: number): Float32Array;
   truncate(length: number): void;
   length(): number;
+  /** Positions the KV cache holds. */
+  contextLength(): number;
   layerLength(layer: number): number;
   dispose(): void;
 }

@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 
 import { loadModel, type LayerSkipModel } from '../lib/index.js';
 import { loadNativeBinding, type NativeContext } from '../lib/native.js';
-import { type CheckpointSpec, writeCheckpoint } from '../test/fixtures/checkpoint-writer.js';
+import { type CheckpointSpec, LLAMA_3_2_1B_SHAPE, writeCheckpoint } from '../test/fixtures/checkpoint-writer.js';
 
 const PROMPT = [1, 791, 4062, 14198, 29935, 25308, 927, 279, 16053, 5679, 13, 578, 5679, 374, 1633, 16053];
 
@@ -32,12 +32,7 @@ const MID_SHAPE = {
   vocabSize: 32000, hiddenSize: 512, intermediateSize: 1536, numLayers: 16, numHeads: 8, numKvHeads: 2,
   tieWordEmbeddings: false, dtype: 'BF16', seed: 91, maxPositionEmbeddings: 4096, lmHeadStd: 0.1,
 } as const;
-const LLAMA_32_1B_SHAPE = {
-  vocabSize: 128256, hiddenSize: 2048, intermediateSize: 8192, numLayers: 16, numHeads: 32, numKvHeads: 8, headDim: 64,
-  ropeTheta: 500000,
-  ropeScaling: { rope_type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
-  maxPositionEmbeddings: 131072, tieWordEmbeddings: false, bosTokenId: 128000, eosTokenId: 128001, dtype: 'BF16', seed: 2024,
-} as const;
+const BENCH_1B_MODEL = { ...LLAMA_3_2_1B_SHAPE, tieWordEmbeddings: false, dtype: 'BF16', seed: 2024 } as const;
 
 const SUITES: Record<string, BenchModel[]> = {
   mid: [
@@ -61,7 +56,7 @@ const SUITES: Record<string, BenchModel[]> = {
   '1b': [
     {
       name: 'llama-3.2-1b-shape-late0.02',
-      spec: { ...LLAMA_32_1B_SHAPE, scaleLateLayers: { fromLayer: 4, factor: 0.02 } },
+      spec: { ...BENCH_1B_MODEL, scaleLateLayers: { fromLayer: 4, factor: 0.02 } },
       configs: [{ exitLayer: 4, numSpeculations: 4 }],
     },
   ],

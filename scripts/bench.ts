@@ -8,25 +8,9 @@ import { parseArgs } from 'node:util';
 
 import { formatBenchmark, runBenchmark } from '../lib/benchmark.js';
 import { loadModel } from '../lib/index.js';
-import { writeCheckpoint, type CheckpointSpec } from '../test/fixtures/checkpoint-writer.js';
+import { LLAMA_3_2_1B_SHAPE, writeCheckpoint, type CheckpointSpec } from '../test/fixtures/checkpoint-writer.js';
 
-const LLAMA_32_1B_SHAPE: CheckpointSpec = {
-  vocabSize: 128256,
-  hiddenSize: 2048,
-  intermediateSize: 8192,
-  numLayers: 16,
-  numHeads: 32,
-  numKvHeads: 8,
-  headDim: 64,
-  ropeTheta: 500000,
-  ropeScaling: { rope_type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
-  maxPositionEmbeddings: 131072,
-  tieWordEmbeddings: false,
-  bosTokenId: 128000,
-  eosTokenId: 128001,
-  dtype: 'BF16',
-  seed: 2024,
-};
+const BENCH_MODEL: CheckpointSpec = { ...LLAMA_3_2_1B_SHAPE, tieWordEmbeddings: false, dtype: 'BF16', seed: 2024 };
 
 export function benchModelDir(): string {
   const root = process.env.LAYERSKIP_CACHE ?? path.join(os.homedir(), '.cache', 'layerskip');
@@ -36,11 +20,11 @@ export function benchModelDir(): string {
 function ensureBenchModel(): string {
   const dir = benchModelDir();
   const stamp = path.join(dir, '.spec.json');
-  const spec = JSON.stringify(LLAMA_32_1B_SHAPE);
+  const spec = JSON.stringify(BENCH_MODEL);
   if (fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === spec) return dir;
   process.stderr.write(`writing a random Llama-3.2-1B-shaped bf16 model to ${dir} (once, ~2.5 GB)…\n`);
   fs.rmSync(dir, { recursive: true, force: true });
-  writeCheckpoint(dir, LLAMA_32_1B_SHAPE);
+  writeCheckpoint(dir, BENCH_MODEL);
   fs.writeFileSync(stamp, spec);
   return dir;
 }
