@@ -12,7 +12,7 @@
       "target_name": "layerskip",
       "dependencies": ["layerskip_avx2"],
       "sources": [
-        "<!@(node -p \"['core', 'cpu', 'binding'].flatMap(d => require('fs').readdirSync(d).filter(f => f.endsWith('.cc') && !f.endsWith('_avx2.cc')).map(f => d + '/' + f)).join(' ')\")"
+        "<!@(node -p \"['core', 'cpu', 'train', 'binding'].flatMap(d => require('fs').readdirSync(d).filter(f => f.endsWith('.cc') && !f.endsWith('_avx2.cc')).map(f => d + '/' + f)).join(' ')\")"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS", "LAYERSKIP_HAVE_AVX2=1"],

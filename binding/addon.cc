@@ -1,4 +1,4 @@
-// Module entry: registers NativeModel and NativeContext, plus build facts.
+// Module entry: registers NativeModel, NativeContext and NativeTrainer, plus build facts.
 #include <napi.h>
 
 #include "../core/backend_factory.h"
@@ -6,6 +6,7 @@
 #include "args.h"
 #include "context_wrap.h"
 #include "model_wrap.h"
+#include "trainer_wrap.h"
 
 namespace layerskip::binding {
 
@@ -20,6 +21,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("measureReadBandwidth", Napi::Function::New(env, MeasureReadBandwidth));
   ModelWrap::Register(env, exports);
   ContextWrap::Register(env, exports);
+  TrainerWrap::Register(env, exports);
   exports.Set("cudaCompiledIn", Napi::Boolean::New(env, cuda_compiled_in()));
   return exports;
 }

@@ -4,6 +4,7 @@
 
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace layerskip::binding {
 
@@ -18,6 +19,23 @@ inline std::string string_arg(const Napi::CallbackInfo& info, size_t index, cons
     throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a string");
   }
   return info[index].As<Napi::String>().Utf8Value();
+}
+
+// An Int32Array argument, copied (a worker must not read JS memory off the JS thread).
+// A copy of a typed-array argument of element type T (napi `type`, named `type_name` in the error).
+template <typename T>
+std::vector<T> typed_array_arg(const Napi::CallbackInfo& info, size_t index, const char* name,
+                               napi_typedarray_type type, const char* type_name) {
+  if (info.Length() <= index || !info[index].IsTypedArray() ||
+      info[index].As<Napi::TypedArray>().TypedArrayType() != type) {
+    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be " + type_name);
+  }
+  Napi::TypedArrayOf<T> array = info[index].As<Napi::TypedArrayOf<T>>();
+  return std::vector<T>(array.Data(), array.Data() + array.ElementLength());
+}
+
+inline std::vector<int32_t> int32_array_arg(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  return typed_array_arg<int32_t>(info, index, name, napi_int32_array, "an Int32Array");
 }
 
 inline int64_t integer_arg(const Napi::CallbackInfo& info, size_t index, const char* name, int64_t minimum,

@@ -1,8 +1,10 @@
 #include "context_wrap.h"
 
+#include <algorithm>
 #include <functional>
 #include <vector>
 
+#include "../core/exit_evaluation.h"
 #include "args.h"
 #include "model_wrap.h"
 
@@ -54,6 +56,7 @@ class ContextWorker : public Napi::AsyncWorker {
 void ContextWrap::Register(Napi::Env env, Napi::Object exports) {
   Napi::Function cls = DefineClass(env, "NativeContext",
                                    {InstanceMethod<&ContextWrap::Evaluate>("evaluate"),
+                                    InstanceMethod<&ContextWrap::EvaluateExitLayers>("evaluateExitLayers"),
                                     InstanceMethod<&ContextWrap::ReadLogits>("readLogits"),
                                     InstanceMethod<&ContextWrap::ReadHidden>("readHidden"),
                                     InstanceMethod<&ContextWrap::ReserveSpeculation>("reserveSpeculation"),
@@ -110,19 +113,14 @@ Context* ContextWrap::live_context(const Napi::Env& env, const char* method) con
 Napi::Value ContextWrap::Evaluate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Context* context = live_context(env, "evaluate");
-  if (info.Length() < 1 || !info[0].IsTypedArray() ||
-      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-    throw Napi::TypeError::New(env, "tokens must be an Int32Array");
-  }
-  Napi::Int32Array tokens = info[0].As<Napi::Int32Array>();
-  if (tokens.ElementLength() == 0) throw Napi::RangeError::New(env, "tokens must not be empty");
+  std::vector<int32_t> token_copy = int32_array_arg(info, 0, "tokens");
+  if (token_copy.empty()) throw Napi::RangeError::New(env, "tokens must not be empty");
   Napi::Object options = object_arg(info, 1, "options");
   const ModelConfig& config = model_wrap_->model()->config();
   int layer_end = integer_field(options, "layerEnd", config.num_layers, 1, config.num_layers);
   int logit_rows = integer_field(options, "logitRows", 1, 0, context->max_logit_rows());
   SamplingParams params = sampling_params(options);
   std::vector<double> uniforms = uniforms_field(options, params, logit_rows, "one value per logit row");
-  std::vector<int32_t> token_copy(tokens.Data(), tokens.Data() + tokens.ElementLength());
   auto sampled = std::make_shared<std::vector<SampledToken>>(logit_rows);
   busy_ = true;
   auto* worker = new ContextWorker(
@@ -145,6 +143,43 @@ Napi::Value ContextWrap::Evaluate(const Napi::CallbackInfo& info) {
         Napi::Object result = Napi::Object::New(env);
         result.Set("tokens", ids);
         result.Set("probabilities", probabilities);
+        return result;
+      });
+  Napi::Promise promise = worker->promise();
+  worker->Queue();
+  return promise;
+}
+
+// evaluateExitLayers(tokens: Int32Array) → Promise<{ nll: Float64Array, correct: Float64Array, agree: Float64Array,
+//   count }>: per-exit-layer sums over the window's count = tokens.length − 1 predictions (core/exit_evaluation.h).
+//   Leaves the cache holding tokens[0, count).
+Napi::Value ContextWrap::EvaluateExitLayers(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Context* context = live_context(env, "evaluateExitLayers");
+  std::vector<int32_t> token_copy = int32_array_arg(info, 0, "tokens");
+  const size_t most = size_t(context->context_length()) + 1;
+  if (token_copy.size() < 2 || token_copy.size() > most) {
+    throw Napi::RangeError::New(env, "tokens must hold between 2 and context length + 1 (" + std::to_string(most) +
+                                         ") ids, got " + std::to_string(token_copy.size()));
+  }
+  auto sums = std::make_shared<ExitLayerSums>();
+  busy_ = true;
+  auto* worker = new ContextWorker(
+      env, Value(), this,
+      [=, tokens = std::move(token_copy)] {
+        return evaluate_exit_layers(*context, tokens.data(), int(tokens.size()), sums.get());
+      },
+      [sums](Napi::Env env) -> Napi::Value {
+        auto to_array = [&](const std::vector<double>& values) {
+          Napi::Float64Array array = Napi::Float64Array::New(env, values.size());
+          std::copy(values.begin(), values.end(), array.Data());
+          return array;
+        };
+        Napi::Object result = Napi::Object::New(env);
+        result.Set("nll", to_array(sums->nll));
+        result.Set("correct", to_array(sums->correct));
+        result.Set("agree", to_array(sums->agree));
+        result.Set("count", sums->count);
         return result;
       });
   Napi::Promise promise = worker->promise();

@@ -1,5 +1,5 @@
-// NativeContext: one sequence's KV cache and forward pass. The long calls (evaluate, draft, verify) run on the
-// libuv pool and resolve a Promise; only one may be in flight per context.
+// NativeContext: one sequence's KV cache and forward pass. The long calls (evaluate, evaluateExitLayers, draft,
+// verify) run on the libuv pool and resolve a Promise; only one may be in flight per context.
 #pragma once
 #include <napi.h>
 
@@ -24,6 +24,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
 
  private:
   Napi::Value Evaluate(const Napi::CallbackInfo& info);
+  Napi::Value EvaluateExitLayers(const Napi::CallbackInfo& info);
   Napi::Value ReadLogits(const Napi::CallbackInfo& info);
   Napi::Value ReadHidden(const Napi::CallbackInfo& info);
   Napi::Value ReserveSpeculation(const Napi::CallbackInfo& info);

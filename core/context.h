@@ -45,6 +45,7 @@ class Context {
   static Status create(const Model& model, const ContextOptions& options, std::unique_ptr<Context>* out);
   ~Context();
 
+  const Model& model() const { return model_; }
   int context_length() const { return context_length_; }
   int max_batch() const { return max_batch_; }
   int max_logit_rows() const { return max_logit_rows_; }

@@ -3,3 +3,11 @@ export { loadModel, LayerSkipModel, type LoadOptions, type ModelInfo, type Devic
 export type { GenerationOptions, GenerationStrategy } from './generation/options.js';
 export type { GenerationResult, GenerationStats, FinishReason } from './generation/generate.js';
 export { LlamaTokenizer, StreamingDetokenizer } from './tokenizer.js';
+export {
+  evaluateExitLayers,
+  recommendExitLayer,
+  headCostRatio,
+  type ExitLayerRow,
+  type ExitLayerEvalOptions,
+  type ExitLayerRecommendation,
+} from './eval/exit-layer-eval.js';

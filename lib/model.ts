@@ -5,7 +5,13 @@ import path from 'node:path';
 import { resolveOptions, type GenerationOptions } from './generation/options.js';
 import { runGeneration, type GenerationResult } from './generation/generate.js';
 import { Sequence } from './generation/sequence.js';
-import { loadNativeBinding, type NativeContext, type NativeModel, type NativeModelInfo } from './native.js';
+import {
+  loadNativeBinding,
+  type NativeContext,
+  type NativeExitLayerSums,
+  type NativeModel,
+  type NativeModelInfo,
+} from './native.js';
 import { LlamaTokenizer } from './tokenizer.js';
 
 export type Device = 'cpu' | 'cuda' | 'auto';
@@ -113,6 +119,22 @@ export class LayerSkipModel {
       }
     }
     return Object.assign(iterate(), { result });
+  }
+
+  /**
+   * Per-exit-layer sums over one window of token ids (NativeContext.evaluateExitLayers: position t predicts
+   * window[t + 1]). Runs after any generation in progress and leaves the cache empty. evaluateExitLayers() in
+   * eval/exit-layer-eval.ts turns a token stream into per-layer accuracy, perplexity and agreement with it.
+   */
+  scoreExitLayers(window: Int32Array): Promise<NativeExitLayerSums> {
+    return this.enqueue(async () => {
+      if (!this.context) throw new Error('the model has been disposed');
+      try {
+        return await this.context.evaluateExitLayers(window);
+      } finally {
+        this.sequence.truncate(0);
+      }
+    });
   }
 
   /** Token ids of `text` as this model's tokenizer encodes a prompt. */

@@ -88,8 +88,28 @@ export interface NativeVerifyResult {
   draftProbabilities: Float32Array;
 }
 
+/**
+ * Per-exit-layer sums over one window's predictions (core/exit_evaluation.h); index l − 1 is exit layer l (layers
+ * [0, l), then the final norm and LM head).
+ */
+export interface NativeExitLayerSums {
+  /** (layers) Σ −log p(next token). */
+  nll: Float64Array;
+  /** (layers) predictions whose argmax (lowest id on ties) is the next token. */
+  correct: Float64Array;
+  /** (layers) predictions whose argmax equals the last layer's. */
+  agree: Float64Array;
+  /** Predictions per layer: tokens.length − 1. */
+  count: number;
+}
+
 export interface NativeContext {
   evaluate(tokens: Int32Array, options?: NativeEvaluateOptions): Promise<NativeEvaluateResult>;
+  /**
+   * Scores a window of 2..contextLength() + 1 tokens at every exit layer: position t predicts tokens[t + 1]. Starts
+   * from an empty cache and leaves it holding tokens[0, length − 1).
+   */
+  evaluateExitLayers(tokens: Int32Array): Promise<NativeExitLayerSums>;
   /** Sizes the exit cache (numSpeculations + 1 hidden rows) once; it only grows. */
   reserveSpeculation(numSpeculations: number): void;
   /** Runs `token` through layers [0, exitLayer) at the step's next position and proposes the token after it. */
@@ -120,8 +140,64 @@ export interface NativeModel {
   dispose(): void;
 }
 
+export interface NativeTrainerTensor {
+  /** HF tensor name, e.g. "model.layers.0.mlp.up_proj.weight". */
+  name: string;
+  shape: number[];
+  /** Offset into the flat state arrays, in floats. */
+  offset: number;
+  size: number;
+}
+
+export interface NativeTrainerState {
+  /** (total) f32 weights, flat in tensors() order. */
+  parameters: Float32Array;
+  /** (total) AdamW moments. */
+  firstMoment?: Float32Array;
+  secondMoment?: Float32Array;
+  /** Optimizer steps taken (AdamW bias correction). */
+  step?: number;
+}
+
+export interface NativeAdamWSettings {
+  learningRate: number;
+  beta1?: number;
+  beta2?: number;
+  epsilon?: number;
+  weightDecay?: number;
+  /** Global gradient-norm clip; 0 = none. */
+  clipNorm?: number;
+}
+
+export interface NativeExitTotals {
+  /** (layers) Σ −log p(target) of each exit. */
+  loss: Float64Array;
+  /** (layers) argmax hits. */
+  correct: Float64Array;
+  /** (layers) argmax equal to the last layer's. */
+  agree: Float64Array;
+  /** Positions counted per exit. */
+  tokens: number;
+}
+
+export interface NativeTrainer {
+  tensors(): NativeTrainerTensor[];
+  getState(): Required<NativeTrainerState>;
+  setState(state: NativeTrainerState): void;
+  /**
+   * One AdamW step over `batch` sequences of rows + 1 tokens (inputs [0, rows), targets [1, rows]).
+   * dropped: (batch · layers) nonzero = layer skipped for that sequence; exitWeights: (layers) loss weights.
+   */
+  step(tokens: Int32Array, batch: number, rows: number, dropped: Uint8Array, exitWeights: Float32Array,
+    adamw: NativeAdamWSettings): Promise<{ exitLoss: Float64Array; gradientNorm: number }>;
+  /** Every exit's totals without dropout. */
+  evaluate(tokens: Int32Array, batch: number, rows: number): Promise<NativeExitTotals>;
+}
+
 export interface NativeBinding {
   NativeModel: { load(dir: string, options: { device?: string; threads?: number }): Promise<NativeModel> };
+  /** new NativeTrainer(config.json text, options): f32 weights initialized from `seed`. */
+  NativeTrainer: new (configJson: string, options: { threads?: number; maxRows: number; seed?: number }) => NativeTrainer;
   cudaCompiledIn: boolean;
   /** Host memory read bandwidth in bytes/s (best of 5 passes over a buffer of `megabytes`). */
   measureReadBandwidth(threads: number, megabytes: number): number;

@@ -4,6 +4,8 @@
 //   LAYERSKIP_CUDA=ON|OFF|AUTO   force the CUDA backend on or off (default AUTO)
 //   LAYERSKIP_CUDA_ARCHS=80;90   CUDA architectures to compile for
 //   LAYERSKIP_SKIP_BUILD=1       skip the native build (packaging only)
+//   LAYERSKIP_BUILD_DIR=DIR      CMake build folder (default build/); load that addon with
+//                                LAYERSKIP_ADDON_PATH=/absolute/DIR/Release/layerskip.node
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
@@ -35,12 +37,13 @@ function buildWithCmake() {
   }
   const cmakeJs = path.join(path.dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
   // Configure every time (cheap when nothing changed) so a changed LAYERSKIP_CUDA takes effect, then build.
-  const configure = [cmakeJs, 'configure', '--log-level', 'warn', `--CDLAYERSKIP_CUDA=${cuda}`];
+  const out = process.env.LAYERSKIP_BUILD_DIR ? ['--out', path.resolve(root, process.env.LAYERSKIP_BUILD_DIR)] : [];
+  const configure = [cmakeJs, 'configure', '--log-level', 'warn', ...out, `--CDLAYERSKIP_CUDA=${cuda}`];
   if (process.env.LAYERSKIP_CUDA_ARCHS) configure.push(`--CDLAYERSKIP_CUDA_ARCHS=${process.env.LAYERSKIP_CUDA_ARCHS}`);
   process.env.CMAKE_BUILD_PARALLEL_LEVEL ??= String(Math.max(1, availableParallelism()));
   const configured = run(process.execPath, configure);
   if (!configured.ok) return configured;
-  return run(process.execPath, [cmakeJs, 'build', '--log-level', 'warn']);
+  return run(process.execPath, [cmakeJs, 'build', '--log-level', 'warn', ...out]);
 }
 
 function buildWithNodeGyp() {
@@ -58,6 +61,10 @@ if (hasCommand('cmake')) {
   log('building the native engine with cmake-js');
   const result = buildWithCmake();
   if (result.ok) process.exit(0);
+  if (process.env.LAYERSKIP_BUILD_DIR) {
+    log(`cmake-js build failed (${result.reason}); no node-gyp fallback with LAYERSKIP_BUILD_DIR (it writes build/)`);
+    process.exit(1);
+  }
   log(`cmake-js build failed (${result.reason}); trying node-gyp for the CPU backend`);
 } else {
   log('CMake was not found on PATH: building the CPU backend with node-gyp (binding.gyp). ' +

@@ -2,33 +2,18 @@
 // draft → verify → accept → truncate yields exactly the plain decoding's tokens, every step's per-layer lengths
 // are what context.h says, misuse is refused with a Status, and the residual sampler draws
 // normalize(max(0, p_verify − p_draft)).
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <memory>
 #include <vector>
 
 #include "../context.h"
 #include "../token_distribution.h"
+#include "fixture_model.h"
 #include "test_framework.h"
 
 using namespace layerskip;
 
 namespace {
-
-const char* kFixture = "test/fixtures/models/tiny-deep";
-
-std::unique_ptr<Model> load_fixture() {
-  struct stat info;
-  if (stat(kFixture, &info) != 0) {
-    testing::skip(std::string(kFixture) + " missing; run `npm run fixtures` from the repository root");
-    return nullptr;
-  }
-  std::unique_ptr<Model> model;
-  Status status = Model::load(kFixture, make_cpu_backend(1), &model);
-  CHECK_MSG(status.is_ok(), status.message());
-  return model;
-}
 
 std::unique_ptr<Context> make_context(const Model& model) {
   std::unique_ptr<Context> context;
@@ -52,7 +37,7 @@ const std::vector<int32_t> kPrompt = {1, 17, 300, 42, 9, 511, 128};
 }  // namespace
 
 TEST(speculative_greedy_equals_plain_decoding) {
-  std::unique_ptr<Model> model = load_fixture();
+  std::unique_ptr<Model> model = testing::load_fixture_model("tiny-deep");
   if (!model) return;
   const int num_layers = model->config().num_layers;
   const int steps = 40;
@@ -98,7 +83,7 @@ TEST(speculative_greedy_equals_plain_decoding) {
 }
 
 TEST(speculative_positions_are_asserted) {
-  std::unique_ptr<Model> model = load_fixture();
+  std::unique_ptr<Model> model = testing::load_fixture_model("tiny-deep");
   if (!model) return;
   const int exit_layer = 3, num_layers = model->config().num_layers;
   std::unique_ptr<Context> context = make_context(*model);

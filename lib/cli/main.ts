@@ -2,11 +2,15 @@
 // print the error message and exit 1.
 import { UsageError } from './args.js';
 import { runCorrectnessCommand } from './correctness-command.js';
+import { runEvalCommand } from './eval-command.js';
 import { runGenerateCommand } from './generate-command.js';
+import { runTrainCommand } from './train-command.js';
 
 const commands: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   generate: { summary: 'generate text from a prompt', run: runGenerateCommand },
   correctness: { summary: 'check greedy self-speculative output against autoregressive', run: runCorrectnessCommand },
+  train: { summary: 'train a model with the LayerSkip recipe (layer dropout + early-exit loss)', run: runTrainCommand },
+  eval: { summary: 'per-exit-layer accuracy, perplexity and agreement; recommends an exit layer', run: runEvalCommand },
 };
 
 function mainHelp(): string {

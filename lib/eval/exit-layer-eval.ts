@@ -1,0 +1,145 @@
+// Per-exit-layer evaluation: for every exit layer l = 1..L (the first l layers, then the model's own final norm and
+// LM head) the next-token accuracy, perplexity and agreement of its argmax with the last layer's over a token
+// stream, and the exit layer and draft count that self-speculative decoding is predicted to run fastest with.
+// This is how a user learns whether a checkpoint is LayerSkip-ready and which E to pick.
+import type { LayerSkipModel, ModelInfo } from '../model.js';
+
+export interface ExitLayerRow {
+  /** l: layers [0, l) then the final norm and LM head. */
+  exitLayer: number;
+  /** Fraction of predictions whose argmax is the next token. */
+  accuracy: number;
+  /** exp(mean −log p(next token)). */
+  perplexity: number;
+  /** Fraction of predictions whose argmax equals the last layer's: greedy draft acceptance at E = l. */
+  agreement: number;
+  /** Predictions scored. */
+  tokens: number;
+}
+
+export interface ExitLayerEvalOptions {
+  /**
+   * Tokens per window: the stream is cut into windows, each scored from an empty cache (window − 1 predictions).
+   * In [2, contextLength + 1]; default min(1024, contextLength).
+   */
+  window?: number;
+  /** Score at most the first maxTokens tokens of the stream (default: all). */
+  maxTokens?: number;
+  /** Called after each window with the stream tokens done and the total to do. */
+  onProgress?: (doneTokens: number, totalTokens: number) => void;
+}
+
+export interface ExitLayerRecommendation {
+  /** E: draft from layers [0, E). */
+  exitLayer: number;
+  /** k: tokens drafted per step. */
+  numSpeculations: number;
+  /** Agreement at E, taken as each draft's acceptance probability. */
+  acceptanceRate: number;
+  /** Expected tokens emitted per draft-and-verify step. */
+  tokensPerStep: number;
+  /** Predicted tokens/s relative to autoregressive decoding (below 1: slower). */
+  predictedSpeedup: number;
+}
+
+export const MAX_RECOMMENDED_SPECULATIONS = 8;
+
+/** The window evaluateExitLayers uses when none is given: min(1024, contextLength). */
+export function defaultEvalWindow(contextLength: number): number {
+  return Math.min(1024, contextLength);
+}
+
+/** Scores `tokens` window by window at every exit layer; one row per exit layer 1..L. */
+export async function evaluateExitLayers(
+  model: LayerSkipModel,
+  tokens: Int32Array,
+  options: ExitLayerEvalOptions = {},
+): Promise<ExitLayerRow[]> {
+  if (!(tokens instanceof Int32Array)) throw new TypeError('tokens must be an Int32Array');
+  const { contextLength, numLayers } = model.info;
+  const window = options.window ?? defaultEvalWindow(contextLength);
+  if (!Number.isInteger(window) || window < 2 || window > contextLength + 1) {
+    throw new RangeError(`window must be an integer in [2, ${contextLength + 1}] (the context length + 1), got ${JSON.stringify(window)}`);
+  }
+  const maxTokens = options.maxTokens;
+  if (maxTokens !== undefined && (!Number.isInteger(maxTokens) || maxTokens < 2)) {
+    throw new RangeError(`maxTokens must be an integer ≥ 2, got ${JSON.stringify(maxTokens)}`);
+  }
+  const total = Math.min(tokens.length, maxTokens ?? Infinity);
+  if (total < 2) throw new RangeError(`evaluation needs at least 2 tokens, got ${total}`);
+
+  const nll = new Float64Array(numLayers);
+  const correct = new Float64Array(numLayers);
+  const agree = new Float64Array(numLayers);
+  let count = 0;
+  // Disjoint windows; a trailing single token has nothing to predict and is left out.
+  for (let start = 0; start + 1 < total; start += window) {
+    const end = Math.min(start + window, total);
+    const sums = await model.scoreExitLayers(tokens.subarray(start, end));
+    for (let layer = 0; layer < numLayers; layer++) {
+      nll[layer] += sums.nll[layer];
+      correct[layer] += sums.correct[layer];
+      agree[layer] += sums.agree[layer];
+    }
+    count += sums.count;
+    options.onProgress?.(end, total);
+  }
+  return Array.from({ length: numLayers }, (_, layer) => ({
+    exitLayer: layer + 1,
+    accuracy: correct[layer] / count,
+    perplexity: Math.exp(nll[layer] / count),
+    agreement: agree[layer] / count,
+    tokens: count,
+  }));
+}
+
+type ModelShapes = Pick<ModelInfo, 'hiddenSize' | 'intermediateSize' | 'numLayers' | 'numHeads' | 'numKvHeads' | 'headDim' | 'vocabSize'>;
+
+/**
+ * h: the LM head's cost relative to the whole layer stack, as weights read per token (decoding is memory-bound):
+ * vocab·hidden over L × (q, k, v, o and the three MLP matrices of one layer).
+ */
+export function headCostRatio(shapes: ModelShapes): number {
+  const qDim = shapes.numHeads * shapes.headDim;
+  const kvDim = shapes.numKvHeads * shapes.headDim;
+  const perLayer = shapes.hiddenSize * (2 * qDim + 2 * kvDim) + 3 * shapes.hiddenSize * shapes.intermediateSize;
+  return (shapes.vocabSize * shapes.hiddenSize) / (shapes.numLayers * perLayer);
+}
+
+/**
+ * Picks the exit layer E ∈ [1, L − 1] and draft count k ∈ [1, 8] with the highest predicted self-speculative
+ * speedup. Costs are in units of one pass of the whole layer stack, with h = headCostRatio; decoding is
+ * memory-bound, so a pass over a few rows costs about what a pass over one row does:
+ *   a              = agreement at E, taken as each draft's acceptance probability (independent drafts)
+ *   tokensPerStep  = (1 − a^(k+1)) / (1 − a)   (k + 1 when a = 1): accepted drafts + the verifier's token
+ *   cost per step  = k·(E/L + h)               k draft passes through [0, E) + head
+ *                  + E/L                       the last draft through [0, E) (context.h verify)
+ *                  + (1 − E/L + h)·v           [E, L) + head over the k + 1 rows; v ≈ 1 (about one decode step)
+ *   speedup        = tokensPerStep / (cost / (1 + h))   (1 + h: one autoregressive step)
+ * E = L is never proposed (it drafts with the whole model). Undefined when the model has one layer.
+ */
+export function recommendExitLayer(
+  rows: ExitLayerRow[],
+  numLayers: number,
+  headCost: number,
+): ExitLayerRecommendation | undefined {
+  const verifyCost = 1;
+  let best: ExitLayerRecommendation | undefined;
+  for (const row of rows) {
+    const exitLayer = row.exitLayer;
+    if (exitLayer < 1 || exitLayer >= numLayers) continue;
+    const acceptanceRate = Math.min(1, Math.max(0, row.agreement));
+    const draftCost = exitLayer / numLayers + headCost;
+    const verifyStepCost = exitLayer / numLayers + (1 - exitLayer / numLayers + headCost) * verifyCost;
+    for (let numSpeculations = 1; numSpeculations <= MAX_RECOMMENDED_SPECULATIONS; numSpeculations++) {
+      const tokensPerStep =
+        acceptanceRate === 1 ? numSpeculations + 1 : (1 - acceptanceRate ** (numSpeculations + 1)) / (1 - acceptanceRate);
+      const cost = numSpeculations * draftCost + verifyStepCost;
+      const predictedSpeedup = (tokensPerStep * (1 + headCost)) / cost;
+      if (!best || predictedSpeedup > best.predictedSpeedup) {
+        best = { exitLayer, numSpeculations, acceptanceRate, tokensPerStep, predictedSpeedup };
+      }
+    }
+  }
+  return best;
+}
