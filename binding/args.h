@@ -90,4 +90,12 @@ inline std::string string_field(const Napi::Object& options, const char* key, co
   return value.As<Napi::String>().Utf8Value();
 }
 
+// Optional function field of an options object; an empty Function when absent.
+inline Napi::Function function_field(const Napi::Object& options, const char* key) {
+  Napi::Value value = options.Get(key);
+  if (value.IsUndefined() || value.IsNull()) return Napi::Function();
+  if (!value.IsFunction()) throw Napi::TypeError::New(options.Env(), std::string(key) + " must be a function");
+  return value.As<Napi::Function>();
+}
+
 }  // namespace layerskip::binding

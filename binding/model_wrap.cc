@@ -1,5 +1,7 @@
 #include "model_wrap.h"
 
+#include <atomic>
+
 #include "../core/backend_factory.h"
 #include "args.h"
 #include "context_wrap.h"
@@ -10,19 +12,38 @@ Napi::FunctionReference ModelWrap::constructor;
 
 namespace {
 
-// Loads (mmap + validation + upload) off the JS thread.
-class LoadWorker : public Napi::AsyncWorker {
+// Bytes of checkpoint uploaded so far, of the total (ModelLoadOptions::on_progress).
+struct LoadProgress {
+  uint64_t uploaded_bytes = 0;
+  uint64_t total_bytes = 0;
+};
+
+// Loads (mmap + validation + upload) off the JS thread. With an onProgress function, progress travels through the
+// progress worker's thread-safe function (coalesced: a slow callback sees fewer, later values, always ending at
+// the total); the base class releases it on every path and settles the promise only after the last progress call.
+class LoadWorker : public Napi::AsyncProgressWorker<LoadProgress> {
  public:
-  LoadWorker(Napi::Env env, std::string dir, std::string device, int threads)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), dir_(std::move(dir)),
-        device_(std::move(device)), threads_(threads) {}
+  LoadWorker(Napi::Env env, std::string dir, std::string device, int threads, Napi::Function on_progress)
+      : Napi::AsyncProgressWorker<LoadProgress>(env, "layerskip:load"), deferred_(Napi::Promise::Deferred::New(env)),
+        dir_(std::move(dir)), device_(std::move(device)), threads_(threads) {
+    if (!on_progress.IsEmpty()) on_progress_ = Napi::Persistent(on_progress);
+  }
 
   Napi::Promise promise() { return deferred_.Promise(); }
 
-  void Execute() override {
+  void Execute(const ExecutionProgress& progress) override {
+    ModelLoadOptions options;
+    if (!on_progress_.IsEmpty()) {
+      options.on_progress = [this, &progress](uint64_t uploaded_bytes, uint64_t total_bytes) {
+        if (callback_failed_.load()) return false;  // stop uploading: the load fails with the callback's error
+        LoadProgress update{uploaded_bytes, total_bytes};
+        progress.Send(&update, 1);
+        return true;
+      };
+    }
     BackendChoice choice;
     Status status = make_backend(device_, threads_, &choice);
-    if (status.is_ok()) status = Model::load(dir_, std::move(choice.backend), &model_);
+    if (status.is_ok()) status = Model::load(dir_, std::move(choice.backend), &model_, options);
     if (!status.is_ok()) {
       SetError(status.message());
       return;
@@ -31,18 +52,45 @@ class LoadWorker : public Napi::AsyncWorker {
     fallback_note_ = choice.fallback_note;
   }
 
+  // A throwing callback fails the load with its message (the upload stops at the next tensor) instead of escaping
+  // into the event loop.
+  void OnProgress(const LoadProgress* update, size_t count) override {
+    if (update == nullptr || count == 0 || callback_failed_.load()) return;
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    try {
+      on_progress_.Call({Napi::Number::New(env, double(update->uploaded_bytes)),
+                         Napi::Number::New(env, double(update->total_bytes))});
+    } catch (const Napi::Error& error) {
+      callback_error_ = error.Message().empty() ? "a value that is not an Error" : error.Message();
+      callback_failed_.store(true);
+    }
+  }
+
   void OnOK() override {
+    if (callback_failed_.load()) return RejectWithCallbackError();
     Napi::Object wrapper = ModelWrap::constructor.New({});
     ModelWrap::Unwrap(wrapper)->Attach(std::move(model_), chosen_device_, fallback_note_);
     deferred_.Resolve(wrapper);
   }
 
-  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+  void OnError(const Napi::Error& error) override {
+    if (callback_failed_.load()) return RejectWithCallbackError();
+    deferred_.Reject(error.Value());
+  }
 
  private:
+  void RejectWithCallbackError() {
+    model_.reset();
+    deferred_.Reject(Napi::Error::New(Env(), "onProgress threw: " + callback_error_).Value());
+  }
+
   Napi::Promise::Deferred deferred_;
   std::string dir_, device_;
   int threads_;
+  Napi::FunctionReference on_progress_;   // empty: no progress reporting
+  std::string callback_error_;            // message of the exception onProgress threw
+  std::atomic<bool> callback_failed_{false};
   std::unique_ptr<Model> model_;
   std::string chosen_device_, fallback_note_;
 };
@@ -68,13 +116,14 @@ void ModelWrap::Attach(std::unique_ptr<Model> model, std::string device, std::st
   fallback_note_ = std::move(fallback_note);
 }
 
-// NativeModel.load(dir, { device, threads }) → Promise<NativeModel>
+// NativeModel.load(dir, { device, threads, onProgress }) → Promise<NativeModel>
 Napi::Value ModelWrap::Load(const Napi::CallbackInfo& info) {
   std::string dir = string_arg(info, 0, "dir");
   Napi::Object options = object_arg(info, 1, "options");
   std::string device = string_field(options, "device", "cpu");
   int threads = integer_field(options, "threads", 0, 0, 1024);
-  auto* worker = new LoadWorker(info.Env(), dir, device, threads);
+  Napi::Function on_progress = function_field(options, "onProgress");
+  auto* worker = new LoadWorker(info.Env(), dir, device, threads, on_progress);
   Napi::Promise promise = worker->promise();
   worker->Queue();
   return promise;
@@ -106,6 +155,10 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo& info) {
   out.Set("weightBytesPerToken", double(model_->weight_bytes_per_token()));
   out.Set("weightBytesPerLayer", double(model_->weight_bytes_per_layer()));
   out.Set("headWeightBytes", double(model_->head_weight_bytes()));
+  const BackendMemory& memory = model_->memory_after_load();
+  out.Set("residentWeightBytes", double(memory.weight_bytes));
+  out.Set("deviceFreeBytes", memory.has_device_memory ? Napi::Value(Napi::Number::New(env, double(memory.device_free_bytes))) : env.Null());
+  out.Set("deviceTotalBytes", memory.has_device_memory ? Napi::Value(Napi::Number::New(env, double(memory.device_total_bytes))) : env.Null());
   return out;
 }
 

@@ -45,6 +45,16 @@ struct SampledToken {
   float probability = 0.0f;
 };
 
+// Memory a backend holds, and for a device with memory of its own, how much of it is free.
+struct BackendMemory {
+  size_t weight_bytes = 0;        // weights resident in backend memory (see upload_weight)
+  size_t buffer_bytes = 0;        // alloc()ed buffers: activations, KV cache, rope tables
+  size_t scratch_bytes = 0;       // kernel workspaces
+  bool has_device_memory = false; // false for the CPU: the two below are then 0
+  size_t device_free_bytes = 0;
+  size_t device_total_bytes = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -53,6 +63,14 @@ class Backend {
   virtual std::string describe() const = 0;
 
   // --- memory ---
+  // Bytes of backend memory upload_weight() takes for a (rows, cols) matrix of `dtype` (CUDA pads rows; the CPU
+  // counts the mapped bytes it reads in place).
+  virtual size_t weight_upload_bytes(DType dtype, int rows, int cols) const = 0;
+  // Called once before the first upload with the bytes every upload will take; fails, naming the device and both
+  // sizes, when they cannot fit in its free memory.
+  virtual Status check_weights_fit(size_t bytes) = 0;
+  // What the backend holds now; for a GPU, free and total device memory as the driver reports them.
+  virtual Status memory(BackendMemory* out) = 0;
   // Makes a stored tensor usable by kernels, keeping its dtype (the CPU backend points into the mmap).
   virtual Status upload_weight(const TensorView& tensor, int rows, int cols, Weight* out) = 0;
   // Copies a 1-D tensor (a norm weight) into backend memory as f32.
@@ -85,6 +103,10 @@ class Backend {
   virtual void swiglu(float* out, const float* gate, const float* up, size_t count) = 0;
   // accumulate (count) += in.
   virtual void add(float* accumulate, const float* in, size_t count) = 0;
+  // residual (n, dim) += delta, then normed (n, dim) = rmsnorm(residual) · weight, in one pass over the residual
+  // stream; bit-identical to add() followed by rmsnorm(). normed must not alias residual or delta.
+  virtual void add_rmsnorm(float* residual, float* normed, const float* delta, const float* weight, int n, int dim,
+                           float eps) = 0;
   // Picks one token from each of n logits rows (n, vocab); uniforms (host, n values in [0, 1)) drive sampling.
   // Results land in host memory.
   virtual Status sample(SampledToken* out, const float* logits, int n, int vocab, const SamplingParams& params,

@@ -18,4 +18,15 @@ Status make_backend(const std::string& device, int threads, BackendChoice* out);
 // Whether this build includes the CUDA backend.
 bool cuda_compiled_in();
 
+// What probing a CUDA device found: usable, or the reason it is not (no CUDA in this build, no driver, no device,
+// too old, no kernels for it), as device "cuda" would report it.
+struct CudaProbe {
+  bool usable = false;
+  std::string reason;       // "" when usable
+  std::string name;         // e.g. "NVIDIA H200"; "" when unknown
+  size_t total_bytes = 0;
+  size_t free_bytes = 0;
+};
+CudaProbe probe_cuda_device(int device_index);
+
 }  // namespace layerskip

@@ -98,13 +98,17 @@ Status Context::run_layers(int layer_begin, int layer_end, int n, int start_pos)
   }
   const int dim = c.hidden_size, q_dim = c.q_dim(), kv_dim = c.kv_dim();
   const float eps = float(c.rms_norm_eps);
+  // Each residual add is fused with the norm that reads its result; the last layer's add has none after it.
+  if (layer_begin < layer_end) {
+    backend_.rmsnorm(normed_, hidden_, model_.weights().layers[layer_begin].attn_norm, n, dim, eps);
+  }
   for (int l = layer_begin; l < layer_end; l++) {
     const LayerWeights& w = model_.weights().layers[l];
     float* keys = key_cache_[l] + size_t(start_pos) * kv_dim;    // (n, kv_dim) slots for the new tokens
     float* values = value_cache_[l] + size_t(start_pos) * kv_dim;
 
-    // Attention block: project straight into the cache, rotate, attend, project out, residual.
-    backend_.rmsnorm(normed_, hidden_, w.attn_norm, n, dim, eps);
+    // Attention block (normed_ holds attn_norm(hidden_)): project straight into the cache, rotate, attend,
+    // project out, residual + ffn_norm.
     backend_.matmul(query_, normed_, w.q_proj, n, q_dim);
     backend_.matmul(keys, normed_, w.k_proj, n, kv_dim);
     backend_.matmul(values, normed_, w.v_proj, n, kv_dim);
@@ -113,15 +117,18 @@ Status Context::run_layers(int layer_begin, int layer_end, int n, int start_pos)
     backend_.attention(attention_out_, query_, key_cache_[l], value_cache_[l], n, start_pos, c.num_heads,
                        c.num_kv_heads, c.head_dim);
     backend_.matmul(projection_, attention_out_, w.o_proj, n, dim);
-    backend_.add(hidden_, projection_, size_t(n) * dim);
+    backend_.add_rmsnorm(hidden_, normed_, projection_, w.ffn_norm, n, dim, eps);
 
-    // MLP block: SwiGLU, residual.
-    backend_.rmsnorm(normed_, hidden_, w.ffn_norm, n, dim, eps);
+    // MLP block (normed_ holds ffn_norm(hidden_)): SwiGLU, residual + the next layer's attn_norm.
     backend_.matmul(gate_, normed_, w.gate_proj, n, c.intermediate_size);
     backend_.matmul(up_, normed_, w.up_proj, n, c.intermediate_size);
     backend_.swiglu(gate_, gate_, up_, size_t(n) * c.intermediate_size);
     backend_.matmul(projection_, gate_, w.down_proj, n, dim);
-    backend_.add(hidden_, projection_, size_t(n) * dim);
+    if (l + 1 < layer_end) {
+      backend_.add_rmsnorm(hidden_, normed_, projection_, model_.weights().layers[l + 1].attn_norm, n, dim, eps);
+    } else {
+      backend_.add(hidden_, projection_, size_t(n) * dim);
+    }
 
     layer_length_[l] = start_pos + n;
   }

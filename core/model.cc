@@ -1,4 +1,4 @@
-// Binding checkpoint tensors to ModelWeights, with one clear error per problem.
+// Binding checkpoint tensors to ModelWeights (one clear error per problem), then uploading them to the backend.
 #include "model.h"
 
 #include <set>
@@ -22,18 +22,23 @@ Model::~Model() {
   }
 }
 
-Status Model::load(const std::string& dir, std::unique_ptr<Backend> backend, std::unique_ptr<Model>* out) {
+Status Model::load(const std::string& dir, std::unique_ptr<Backend> backend, std::unique_ptr<Model>* out,
+                   const ModelLoadOptions& options) {
   std::unique_ptr<Model> model(new Model());
   model->dir_ = dir;
   model->backend_ = std::move(backend);
   LS_RETURN_IF_ERROR(load_model_config(dir, &model->config_));
   LS_RETURN_IF_ERROR(TensorStore::open_dir(dir, &model->store_));
-  LS_RETURN_IF_ERROR(model->bind_weights());
+  std::vector<PendingUpload> uploads;
+  LS_RETURN_IF_ERROR(model->resolve_weights(&uploads));
+  LS_RETURN_IF_ERROR(model->upload_weights(uploads, options));
+  LS_RETURN_IF_ERROR(model->backend_->memory(&model->memory_after_load_));
   *out = std::move(model);
   return Status::ok();
 }
 
-Status Model::bind_weights() {
+// Finds every tensor config.json implies and checks its shape; nothing is uploaded yet.
+Status Model::resolve_weights(std::vector<PendingUpload>* uploads) {
   const ModelConfig& c = config_;
   std::set<std::string> used;
 
@@ -51,7 +56,8 @@ Status Model::bind_weights() {
                            ", expected [" + std::to_string(rows) + ", " + std::to_string(cols) +
                            "] from config.json");
     }
-    return backend_->upload_weight(*view, rows, cols, out);
+    uploads->push_back({view, rows, cols, out, nullptr});
+    return Status::ok();
   };
   auto vector = [&](const std::string& name, int length, float** out) -> Status {
     const TensorView* view;
@@ -60,13 +66,12 @@ Status Model::bind_weights() {
       return Status::error(view->file + ": tensor \"" + name + "\" has shape " + view->shape_string() +
                            ", expected [" + std::to_string(length) + "] from config.json");
     }
-    LS_RETURN_IF_ERROR(backend_->upload_vector_f32(*view, out));
-    owned_vectors_.push_back(*out);
+    uploads->push_back({view, 1, length, nullptr, out});
     return Status::ok();
   };
 
   LS_RETURN_IF_ERROR(matrix("model.embed_tokens.weight", c.vocab_size, c.hidden_size, &weights_.embed_tokens));
-  weights_.layers.resize(c.num_layers);
+  weights_.layers.resize(c.num_layers);  // never resized again: uploads point into it
   for (int l = 0; l < c.num_layers; l++) {
     std::string p = layer_prefix(l);
     LayerWeights& layer = weights_.layers[l];
@@ -82,7 +87,6 @@ Status Model::bind_weights() {
   }
   LS_RETURN_IF_ERROR(vector("model.norm.weight", c.hidden_size, &weights_.final_norm));
   if (c.tie_word_embeddings) {
-    weights_.lm_head = weights_.embed_tokens;
     if (store_->find("lm_head.weight") != nullptr) used.insert("lm_head.weight");  // some exporters write both
   } else {
     LS_RETURN_IF_ERROR(matrix("lm_head.weight", c.vocab_size, c.hidden_size, &weights_.lm_head));
@@ -95,6 +99,34 @@ Status Model::bind_weights() {
                            " layers; does config.json match the weights?)");
     }
   }
+  return Status::ok();
+}
+
+// Checks the whole set fits, then uploads tensor by tensor, reporting progress after each.
+Status Model::upload_weights(const std::vector<PendingUpload>& uploads, const ModelLoadOptions& options) {
+  size_t backend_bytes = 0;
+  uint64_t total_bytes = 0;
+  for (const PendingUpload& upload : uploads) {
+    backend_bytes += upload.matrix ? backend_->weight_upload_bytes(upload.view->dtype, upload.rows, upload.cols)
+                                   : size_t(upload.cols) * sizeof(float);
+    total_bytes += upload.view->byte_size;
+  }
+  LS_RETURN_IF_ERROR(backend_->check_weights_fit(backend_bytes));
+
+  uint64_t uploaded_bytes = 0;
+  for (const PendingUpload& upload : uploads) {
+    if (upload.matrix) {
+      LS_RETURN_IF_ERROR(backend_->upload_weight(*upload.view, upload.rows, upload.cols, upload.matrix));
+    } else {
+      LS_RETURN_IF_ERROR(backend_->upload_vector_f32(*upload.view, upload.vector));
+      owned_vectors_.push_back(*upload.vector);
+    }
+    uploaded_bytes += upload.view->byte_size;
+    if (options.on_progress && !options.on_progress(uploaded_bytes, total_bytes)) {
+      return Status::error(dir_ + ": loading was cancelled");
+    }
+  }
+  if (config_.tie_word_embeddings) weights_.lm_head = weights_.embed_tokens;
   return Status::ok();
 }
 

@@ -1,6 +1,8 @@
 // Model: config + weights resident on a backend. Loading validates every tensor's presence, shape and dtype
-// against config.json before anything runs.
+// against config.json, then checks the weights fit in the backend's memory, then uploads them tensor by tensor.
 #pragma once
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,10 +32,18 @@ struct ModelWeights {
   Weight lm_head;               // (vocab, dim); the embedding table itself when tied
 };
 
+struct ModelLoadOptions {
+  // Called on the loading thread after each tensor is uploaded, with the checkpoint bytes uploaded so far and the
+  // total: strictly increasing, the last call has uploaded == total. Returning false stops the load, which then
+  // fails with "loading was cancelled". May be empty.
+  std::function<bool(uint64_t uploaded_bytes, uint64_t total_bytes)> on_progress;
+};
+
 class Model {
  public:
   // Loads `dir` (config.json + safetensors) onto `backend`.
-  static Status load(const std::string& dir, std::unique_ptr<Backend> backend, std::unique_ptr<Model>* out);
+  static Status load(const std::string& dir, std::unique_ptr<Backend> backend, std::unique_ptr<Model>* out,
+                     const ModelLoadOptions& options = ModelLoadOptions());
   ~Model();
 
   const ModelConfig& config() const { return config_; }
@@ -46,10 +56,21 @@ class Model {
   size_t head_weight_bytes() const;
   // Stored dtype of the layer matrices (the first q_proj's).
   DType matrix_dtype() const { return weights_.layers.empty() ? DType::F32 : weights_.layers[0].q_proj.dtype; }
+  // The backend's memory right after the weights were uploaded (weights resident; for a GPU, free/total then).
+  const BackendMemory& memory_after_load() const { return memory_after_load_; }
 
  private:
+  // One tensor waiting for upload: a matrix into `matrix`, or a norm vector into `vector`.
+  struct PendingUpload {
+    const TensorView* view = nullptr;
+    int rows = 0, cols = 0;
+    Weight* matrix = nullptr;
+    float** vector = nullptr;
+  };
+
   Model() = default;
-  Status bind_weights();
+  Status resolve_weights(std::vector<PendingUpload>* uploads);
+  Status upload_weights(const std::vector<PendingUpload>& uploads, const ModelLoadOptions& options);
 
   std::string dir_;
   ModelConfig config_;
@@ -57,6 +78,7 @@ class Model {
   std::unique_ptr<Backend> backend_;
   ModelWeights weights_;
   std::vector<float*> owned_vectors_;    // f32 norm weights allocated on the backend
+  BackendMemory memory_after_load_;
 };
 
 }  // namespace layerskip

@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
+#include <unordered_map>
 
 #include "../core/backend.h"
 #include "../core/safetensors.h"
@@ -29,30 +30,53 @@ class CpuBackend final : public Backend {
     return text.str();
   }
 
+  // Matrices are read in place from the mapping: their bytes are what "resident" means here.
+  size_t weight_upload_bytes(DType dtype, int rows, int cols) const override {
+    return size_t(rows) * size_t(cols) * dtype_size(dtype);
+  }
+
+  // Host memory is not reserved up front; the mapping pages in on demand.
+  Status check_weights_fit(size_t bytes) override { return Status::ok(); }
+
+  Status memory(BackendMemory* out) override {
+    *out = BackendMemory();
+    out->weight_bytes = weight_bytes_;
+    out->buffer_bytes = buffer_bytes_;
+    return Status::ok();
+  }
+
   Status upload_weight(const TensorView& tensor, int rows, int cols, Weight* out) override {
     out->data = tensor.data;  // zero copy: kernels read the mapping
     out->dtype = tensor.dtype;
     out->rows = rows;
     out->cols = cols;
+    weight_bytes_ += weight_upload_bytes(tensor.dtype, rows, cols);
     return Status::ok();
   }
 
   Status upload_vector_f32(const TensorView& tensor, float** out) override {
     size_t count = size_t(tensor.element_count());
-    LS_RETURN_IF_ERROR(alloc(count, out));
+    LS_RETURN_IF_ERROR(allocate_aligned(count, out));
     for (size_t i = 0; i < count; i++) (*out)[i] = load_as_f32(tensor.data, tensor.dtype, i);
+    weight_bytes_ += count * sizeof(float);
     return Status::ok();
   }
 
   Status alloc(size_t count, float** out) override {
-    size_t bytes = ((count * sizeof(float) + 63) / 64) * 64;
-    void* memory = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
-    if (memory == nullptr) return Status::error("out of host memory");
-    *out = static_cast<float*>(memory);
+    LS_RETURN_IF_ERROR(allocate_aligned(count, out));
+    buffers_[*out] = count * sizeof(float);
+    buffer_bytes_ += count * sizeof(float);
     return Status::ok();
   }
 
-  void free(float* buffer) override { std::free(buffer); }
+  void free(float* buffer) override {
+    auto entry = buffers_.find(buffer);
+    if (entry != buffers_.end()) {
+      buffer_bytes_ -= entry->second;
+      buffers_.erase(entry);
+    }
+    std::free(buffer);
+  }
 
   Status copy_to_host(float* host_out, const float* buffer, size_t count) override {
     std::memcpy(host_out, buffer, count * sizeof(float));
@@ -94,6 +118,11 @@ class CpuBackend final : public Backend {
 
   void add(float* accumulate, const float* in, size_t count) override { add_cpu(accumulate, in, count, pool_); }
 
+  void add_rmsnorm(float* residual, float* normed, const float* delta, const float* weight, int n, int dim,
+                   float eps) override {
+    add_rmsnorm_cpu(residual, normed, delta, weight, n, dim, eps, pool_);
+  }
+
   Status sample(SampledToken* out, const float* logits, int n, int vocab, const SamplingParams& params,
                 const double* uniforms) override {
     for (int i = 0; i < n; i++) {
@@ -103,7 +132,18 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  static Status allocate_aligned(size_t count, float** out) {
+    size_t bytes = ((count * sizeof(float) + 63) / 64) * 64;
+    void* memory = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
+    if (memory == nullptr) return Status::error("out of host memory");
+    *out = static_cast<float*>(memory);
+    return Status::ok();
+  }
+
   mutable ThreadPool pool_;
+  std::unordered_map<float*, size_t> buffers_;  // alloc()ed buffers → bytes
+  size_t weight_bytes_ = 0;                     // mapped matrices + f32 norm copies
+  size_t buffer_bytes_ = 0;
 };
 
 }  // namespace

@@ -4,13 +4,15 @@
 // it, since the device state can no longer be trusted.
 //
 // Memory: weights are uploaded once, one copy per tensor from the mmap, keeping dtype, rows padded to
-// padded_cols() (common.cuh). Kernel workspaces (matmul staging, attention partials, sampling weights, token ids)
-// grow on demand — only the first prefill or sampled step pays for the allocation.
+// padded_cols() (common.cuh), after check_weights_fit() compared their total with the free device memory.
+// Kernel workspaces (matmul staging, attention partials, sampling weights, token ids) grow on demand — only the
+// first prefill or sampled step pays for the allocation.
 #include "cuda_backend.h"
 
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
@@ -40,6 +42,12 @@ constexpr int kMinComputeMajor = 8;
 __global__ void probe_kernel() {}
 
 std::string mib(size_t bytes) { return std::to_string((bytes + (1 << 19)) >> 20) + " MiB"; }
+
+std::string gib(size_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f GiB", double(bytes) / double(1ull << 30));
+  return text;
+}
 
 std::string device_label(int index, const std::string& name) {
   return "cuda:" + std::to_string(index) + (name.empty() ? "" : " (" + name + ")");
@@ -77,18 +85,36 @@ class CudaBackend final : public Backend {
            mib(total_memory_) + ", weights " + mib(weight_bytes_);
   }
 
-  CudaMemoryUse memory_use() const {
-    CudaMemoryUse use;
-    use.weight_bytes = weight_bytes_;
-    use.buffer_bytes = buffer_bytes_;
-    for (const Scratch* scratch : {&matmul_scratch_, &attention_scratch_, &sampling_scratch_, &token_scratch_,
-                                   &uniform_scratch_, &result_scratch_}) {
-      use.scratch_bytes += scratch->bytes;
-    }
-    return use;
+  // --- memory ---------------------------------------------------------------------------------------------------
+
+  size_t weight_upload_bytes(DType dtype, int rows, int cols) const override {
+    return size_t(rows) * size_t(padded_cols(cols)) * dtype_size(dtype);
   }
 
-  // --- memory ---------------------------------------------------------------------------------------------------
+  Status check_weights_fit(size_t bytes) override {
+    LS_RETURN_IF_ERROR(activate());
+    size_t free_bytes = 0, total_bytes = 0;
+    LS_CUDA_RETURN_IF_ERROR(cudaMemGetInfo(&free_bytes, &total_bytes), "reading free device memory");
+    if (bytes <= free_bytes) return Status::ok();
+    return Status::error(device_label(device_, name_) + ": the model needs " + gib(bytes) + " for its weights, the GPU has " +
+                         gib(free_bytes) + " free (of " + gib(total_bytes) +
+                         "). Free GPU memory (other processes may hold it), use a smaller model or device \"cpu\".");
+  }
+
+  Status memory(BackendMemory* out) override {
+    LS_RETURN_IF_ERROR(activate());
+    *out = BackendMemory();
+    out->weight_bytes = weight_bytes_;
+    out->buffer_bytes = buffer_bytes_;
+    for (const Scratch* scratch : {&matmul_scratch_, &attention_scratch_, &sampling_scratch_, &token_scratch_,
+                                   &uniform_scratch_, &result_scratch_}) {
+      out->scratch_bytes += scratch->bytes;
+    }
+    out->has_device_memory = true;
+    LS_CUDA_RETURN_IF_ERROR(cudaMemGetInfo(&out->device_free_bytes, &out->device_total_bytes),
+                            "reading free device memory");
+    return Status::ok();
+  }
 
   Status upload_weight(const TensorView& tensor, int rows, int cols, Weight* out) override {
     LS_RETURN_IF_ERROR(activate());
@@ -99,7 +125,7 @@ class CudaBackend final : public Backend {
                            std::to_string(rows) + ", " + std::to_string(cols) + "] " + dtype_name(tensor.dtype));
     }
     const size_t padded = size_t(padded_cols(cols));
-    const size_t bytes = size_t(rows) * padded * element;
+    const size_t bytes = weight_upload_bytes(tensor.dtype, rows, cols);
     void* device_copy = nullptr;
     LS_RETURN_IF_ERROR(device_malloc(&device_copy, bytes, "tensor \"" + tensor.name + "\""));
     // On the backend's stream, then wait: the copy is complete before any kernel or the caller moves on.
@@ -246,6 +272,12 @@ class CudaBackend final : public Backend {
   void add(float* accumulate, const float* in, size_t count) override {
     if (!begin_op()) return;
     record(add_cuda(accumulate, in, count, stream_));
+  }
+
+  void add_rmsnorm(float* residual, float* normed, const float* delta, const float* weight, int n, int dim,
+                   float eps) override {
+    if (!begin_op()) return;
+    record(add_rmsnorm_cuda(residual, normed, delta, weight, n, dim, eps, stream_));
   }
 
   Status sample(SampledToken* out, const float* logits, int n, int vocab, const SamplingParams& params,
@@ -418,13 +450,6 @@ Status make_cuda_backend(int device_index, std::unique_ptr<Backend>* out) {
   }
   out->reset(new CudaBackend(device_index, info.name, info.compute_major, info.compute_minor, info.total_memory, stream));
   return Status::ok();
-}
-
-bool cuda_memory_use(const Backend& backend, CudaMemoryUse* out) {
-  const CudaBackend* cuda = dynamic_cast<const CudaBackend*>(&backend);
-  if (cuda == nullptr) return false;
-  *out = cuda->memory_use();
-  return true;
 }
 
 }  // namespace layerskip

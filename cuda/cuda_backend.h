@@ -30,15 +30,6 @@ Status cuda_device_info(int device_index, CudaDeviceInfo* out);
 // Creates the backend on device `device_index` (same checks as cuda_device_info).
 Status make_cuda_backend(int device_index, std::unique_ptr<Backend>* out);
 
-// Device memory a CUDA backend holds, for reporting.
-struct CudaMemoryUse {
-  size_t weight_bytes = 0;    // uploaded weights and norm vectors
-  size_t buffer_bytes = 0;    // alloc()ed buffers (activations, KV cache, rope tables)
-  size_t scratch_bytes = 0;   // kernel workspaces
-};
-// False when `backend` is not a CUDA backend.
-bool cuda_memory_use(const Backend& backend, CudaMemoryUse* out);
-
 // Microbenchmarks for the benchmark report (run on `device_index`, take ~100 ms each): device-to-device copy
 // bandwidth in GB/s (bytes read + written per second) and the dense bf16 mma.sync rate in TFLOP/s.
 Status cuda_measure_copy_bandwidth(int device_index, double* gigabytes_per_second);

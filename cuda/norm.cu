@@ -47,11 +47,11 @@ Status rmsnorm_cuda(float* out, const float* in, const float* weight, int n, int
   return check_launch("rmsnorm");
 }
 
-Status add_rmsnorm_cuda(float* out, float* residual, const float* in, const float* weight, int n, int dim, float eps,
-                        cudaStream_t stream) {
-  LS_RETURN_IF_ERROR(check_shape(out, in, weight, n, dim));
+Status add_rmsnorm_cuda(float* residual, float* normed, const float* delta, const float* weight, int n, int dim,
+                        float eps, cudaStream_t stream) {
+  LS_RETURN_IF_ERROR(check_shape(normed, delta, weight, n, dim));
   if (residual == nullptr) return Status::error("add_rmsnorm: null residual");
-  rmsnorm_kernel<true><<<unsigned(n), kThreads, 0, stream>>>(out, residual, in, weight, dim, eps);
+  rmsnorm_kernel<true><<<unsigned(n), kThreads, 0, stream>>>(normed, residual, delta, weight, dim, eps);
   return check_launch("add_rmsnorm");
 }
 

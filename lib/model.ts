@@ -7,6 +7,7 @@ import { runGeneration, type GenerationResult } from './generation/generate.js';
 import { Sequence } from './generation/sequence.js';
 import {
   loadNativeBinding,
+  type LoadProgressCallback,
   type NativeContext,
   type NativeExitLayerSums,
   type NativeModel,
@@ -23,6 +24,11 @@ export interface LoadOptions {
   threads?: number;
   /** Positions the KV cache holds; default min(max_position_embeddings, 4096). */
   contextLength?: number;
+  /**
+   * Called while the weights upload, after each tensor, with checkpoint bytes uploaded so far and the total
+   * (increasing; the last call reports the total). A throw stops the upload and fails the load with its message.
+   */
+  onProgress?: LoadProgressCallback;
 }
 
 export type ModelInfo = NativeModelInfo & { dir: string; contextLength: number };
@@ -56,13 +62,20 @@ export class LayerSkipModel {
     if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1 || options.threads > 1024)) {
       throw new RangeError(`threads must be an integer in [1, 1024], got ${JSON.stringify(options.threads)}`);
     }
+    if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
+      throw new TypeError('onProgress must be a function');
+    }
     const resolved = path.resolve(dir);
     if (!fs.existsSync(resolved) || !fs.statSync(resolved).isDirectory()) {
       throw new Error(`${resolved}: model folder not found`);
     }
     const binding = loadNativeBinding();
     const tokenizer = fs.existsSync(path.join(resolved, 'tokenizer.json')) ? await LlamaTokenizer.fromDir(resolved) : undefined;
-    const native = await binding.NativeModel.load(resolved, { device, threads: options.threads ?? 0 });
+    const native = await binding.NativeModel.load(resolved, {
+      device,
+      threads: options.threads ?? 0,
+      onProgress: options.onProgress,
+    });
     const nativeInfo = native.info();
     if (tokenizer && tokenizer.vocabSize > nativeInfo.vocabSize) {
       native.dispose();

@@ -29,6 +29,36 @@ export interface NativeModelInfo {
   weightBytesPerToken: number;
   weightBytesPerLayer: number;
   headWeightBytes: number;
+  /**
+   * Bytes of weights held in the backend's memory after loading: on CUDA the device copies (rows padded to 64
+   * columns) and f32 norm vectors; on the CPU the mapped checkpoint matrices plus f32 norm copies.
+   */
+  residentWeightBytes: number;
+  /** CUDA: free device memory right after the weights were uploaded; null on the CPU. */
+  deviceFreeBytes: number | null;
+  /** CUDA: total device memory; null on the CPU. */
+  deviceTotalBytes: number | null;
+}
+
+/** Called after each tensor is uploaded: checkpoint bytes so far and in all; increasing, ends at the total. */
+export type LoadProgressCallback = (uploadedBytes: number, totalBytes: number) => void;
+
+export interface NativeLoadOptions {
+  /** "cpu" (default), "cuda" or "auto". */
+  device?: string;
+  /** CPU threads; 0 = one per core. */
+  threads?: number;
+  /** Progress while uploading weights; calls may be coalesced, the last one always reports the total. */
+  onProgress?: LoadProgressCallback;
+}
+
+/** What probing CUDA device `deviceIndex` found; `reason` says why it is not usable ("" when it is). */
+export interface NativeCudaProbe {
+  usable: boolean;
+  reason: string;
+  name: string;
+  totalBytes: number;
+  freeBytes: number;
 }
 
 export interface NativeEvaluateOptions {
@@ -195,10 +225,12 @@ export interface NativeTrainer {
 }
 
 export interface NativeBinding {
-  NativeModel: { load(dir: string, options: { device?: string; threads?: number }): Promise<NativeModel> };
+  NativeModel: { load(dir: string, options: NativeLoadOptions): Promise<NativeModel> };
   /** new NativeTrainer(config.json text, options): f32 weights initialized from `seed`. */
   NativeTrainer: new (configJson: string, options: { threads?: number; maxRows: number; seed?: number }) => NativeTrainer;
   cudaCompiledIn: boolean;
+  /** Asks the driver about a CUDA device (default 0) the way device "cuda" would, without creating a backend. */
+  probeCuda(deviceIndex?: number): NativeCudaProbe;
   /** Host memory read bandwidth in bytes/s (best of 5 passes over a buffer of `megabytes`). */
   measureReadBandwidth(threads: number, megabytes: number): number;
 }

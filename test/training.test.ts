@@ -74,6 +74,24 @@ describe('training', function () {
     }
   });
 
+  it('--init continues from an HF checkpoint with its tokenizer and constant-in-time layer dropout', async function () {
+    const base = path.join(work, 'micro');  // written by the first test
+    const out = path.join(work, 'continued');
+    const events: TrainEvent[] = [];
+    const result = await trainModel({ ...MICRO, steps: 20, evalInterval: 100, init: base, data: [corpus], out }, (e) => events.push(e));
+    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, 'tokenizer.json'), 'utf8')),
+      JSON.parse(fs.readFileSync(path.join(base, 'tokenizer.json'), 'utf8')), 'the tokenizer is reused');
+    const firstStep = events.find((e) => e.kind === 'step');
+    assert.ok(firstStep && firstStep.kind === 'step');
+    const baseFinal = JSON.parse(fs.readFileSync(path.join(base, 'train_log.jsonl'), 'utf8').trim().split('\n').at(-1)!);
+    // Continuing, not restarting: the first step's loss is near where the base run ended, far below a fresh start.
+    assert.ok(firstStep.exitLoss.get(3)! < 0.6 * Math.log(300), `first continued step loss ${firstStep.exitLoss.get(3)}`);
+    assert.ok(baseFinal.eval, 'the base log ends with an evaluation');
+    const log = fs.readFileSync(path.join(out, 'train_log.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+    assert.ok(log.some((entry) => entry.droppedLayers > 0), 'layer dropout is active from the first steps (constant schedule)');
+    assert.ok(result.finalEval && result.finalEval.length === 3);
+  });
+
   it('a checkpoint loaded by the inference engine scores exactly what the trainer scored', async function () {
     const native = loadNativeBinding();
     const shape = MICRO.shape!;

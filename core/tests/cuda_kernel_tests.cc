@@ -17,7 +17,6 @@
 
 #include "../../cpu/sampling.h"
 #include "../../cuda/cuda_backend.h"
-#include "../../cuda/norm.cuh"
 #include "../backend.h"
 #include "../safetensors.h"
 #include "test_framework.h"
@@ -363,7 +362,7 @@ TEST(cuda_rmsnorm_and_fused_add) {
       std::vector<float> plain = out.download();
       check_close(plain, expected, 5e-5, 1e-6, "rmsnorm dim " + std::to_string(dim) + " n " + std::to_string(n) + " seed " + std::to_string(seed));
 
-      // Fused residual add + norm == add then norm, bit for bit.
+      // Fused residual add + norm == add then norm on the device, bit for bit.
       other.upload(y);
       gpu().add(in.get(), other.get(), x.size());
       out.poison();
@@ -371,10 +370,16 @@ TEST(cuda_rmsnorm_and_fused_add) {
       std::vector<float> separate_norm = out.download(), separate_sum = in.download();
       in.upload(x);
       out.poison();
-      CHECK_OK(add_rmsnorm_cuda(out.get(), in.get(), other.get(), w.get(), n, dim, 1e-5f, nullptr));
-      CHECK(cudaDeviceSynchronize() == cudaSuccess);
-      CHECK_MSG(bit_equal(out.download().data(), separate_norm.data(), x.size()) && bit_equal(in.download().data(), separate_sum.data(), x.size()),
+      gpu().add_rmsnorm(in.get(), out.get(), other.get(), w.get(), n, dim, 1e-5f);
+      std::vector<float> fused_norm = out.download(), fused_sum = in.download();
+      CHECK_MSG(bit_equal(fused_norm.data(), separate_norm.data(), x.size()) && bit_equal(fused_sum.data(), separate_sum.data(), x.size()),
                 "add_rmsnorm differs from add + rmsnorm (dim " << dim << ", n " << n << ")");
+
+      // ... and against the CPU's fused op: the sums are the same IEEE additions (exact), the norm within rmsnorm's bound.
+      std::vector<float> cpu_sum = x, cpu_norm(x.size(), kNaN);
+      cpu().add_rmsnorm(cpu_sum.data(), cpu_norm.data(), y.data(), weight.data(), n, dim, 1e-5f);
+      CHECK_MSG(bit_equal(fused_sum.data(), cpu_sum.data(), x.size()), "add_rmsnorm residual differs from the CPU (dim " << dim << ", n " << n << ")");
+      check_close(fused_norm, cpu_norm, 5e-5, 1e-6, "add_rmsnorm dim " + std::to_string(dim) + " n " + std::to_string(n) + " seed " + std::to_string(seed));
     }
   }
 }
@@ -531,9 +536,17 @@ TEST(cuda_probe_and_errors) {
   DeviceBuffer still_fine(16);
   still_fine.upload(std::vector<float>(16, 1.0f));
   CHECK(still_fine.download()[15] == 1.0f);
-  CudaMemoryUse use;
-  CHECK(cuda_memory_use(gpu(), &use) && use.buffer_bytes >= 64);
-  CHECK(!cuda_memory_use(cpu(), &use));
+  BackendMemory memory;
+  CHECK_OK(gpu().memory(&memory));
+  CHECK(memory.has_device_memory && memory.buffer_bytes >= 64 && memory.device_total_bytes > 0 &&
+        memory.device_free_bytes > 0 && memory.device_free_bytes <= memory.device_total_bytes);
+  // A weight set larger than the free memory is refused before anything is uploaded, with both sizes named.
+  Status too_many_weights = gpu().check_weights_fit(memory.device_free_bytes + (size_t(1) << 30));
+  CHECK_MSG(!too_many_weights.is_ok() && too_many_weights.message().find("GiB free") != std::string::npos,
+            too_many_weights.message());
+  CHECK_OK(gpu().check_weights_fit(1 << 20));
+  CHECK_OK(cpu().memory(&memory));
+  CHECK(!memory.has_device_memory);
 }
 
 // --- benchmarks ----------------------------------------------------------------------------------------------

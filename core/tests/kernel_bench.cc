@@ -234,11 +234,11 @@ BENCH(kernel_llama1b_shaped_model) {
   std::vector<std::vector<float>> key_cache(layers, std::vector<float>(size_t(context) * kv_dim, 0.01f));
   std::vector<std::vector<float>> value_cache(layers, std::vector<float>(size_t(context) * kv_dim, 0.01f));
   auto run_layers = [&](int layer_end, int n, int start) {
+    backend->rmsnorm(normed.data(), hidden.data(), norm_weight.data(), n, dim, 1e-5f);
     for (int l = 0; l < layer_end; l++) {
       const Layer& w = stack[l];
       float* keys = key_cache[l].data() + size_t(start) * kv_dim;
       float* values = value_cache[l].data() + size_t(start) * kv_dim;
-      backend->rmsnorm(normed.data(), hidden.data(), norm_weight.data(), n, dim, 1e-5f);
       backend->matmul(query.data(), normed.data(), w.q, n, q_dim);
       backend->matmul(keys, normed.data(), w.k, n, kv_dim);
       backend->matmul(values, normed.data(), w.v, n, kv_dim);
@@ -247,13 +247,16 @@ BENCH(kernel_llama1b_shaped_model) {
       backend->attention(attended.data(), query.data(), key_cache[l].data(), value_cache[l].data(), n, start, heads,
                          kv_heads, head_dim);
       backend->matmul(projection.data(), attended.data(), w.o, n, dim);
-      backend->add(hidden.data(), projection.data(), size_t(n) * dim);
-      backend->rmsnorm(normed.data(), hidden.data(), norm_weight.data(), n, dim, 1e-5f);
+      backend->add_rmsnorm(hidden.data(), normed.data(), projection.data(), norm_weight.data(), n, dim, 1e-5f);
       backend->matmul(gate.data(), normed.data(), w.gate, n, ffn);
       backend->matmul(up.data(), normed.data(), w.up, n, ffn);
       backend->swiglu(gate.data(), gate.data(), up.data(), size_t(n) * ffn);
       backend->matmul(projection.data(), gate.data(), w.down, n, dim);
-      backend->add(hidden.data(), projection.data(), size_t(n) * dim);
+      if (l + 1 < layer_end) {
+        backend->add_rmsnorm(hidden.data(), normed.data(), projection.data(), norm_weight.data(), n, dim, 1e-5f);
+      } else {
+        backend->add(hidden.data(), projection.data(), size_t(n) * dim);
+      }
     }
   };
   auto head = [&](int rows) {

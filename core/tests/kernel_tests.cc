@@ -346,6 +346,46 @@ TEST(kernel_rmsnorm_matches_reference_and_is_batch_invariant) {
   }
 }
 
+// The fused residual add + norm against add_cpu then rmsnorm of the same kernel: same bits in the residual and the
+// output, at row widths around the 8-lane blocks and thread splits of 1 and 2 (rows parallelize by width).
+TEST(kernel_add_rmsnorm_equals_add_then_rmsnorm) {
+  using RmsnormFn = void (*)(float*, const float*, const float*, int, int, float, ThreadPool&);
+  using AddRmsnormFn = void (*)(float*, float*, const float*, const float*, int, int, float, ThreadPool&);
+  struct Kernel {
+    const char* name;
+    RmsnormFn plain;
+    AddRmsnormFn fused;
+  };
+  std::vector<Kernel> kernels = {{"scalar", rmsnorm_scalar, add_rmsnorm_scalar}, {"dispatch", rmsnorm_cpu, add_rmsnorm_cpu}};
+#if defined(LAYERSKIP_HAVE_AVX2)
+  if (cpu_has_avx2()) kernels.push_back({"avx2", rmsnorm_avx2, add_rmsnorm_avx2});
+#endif
+  const float eps = 1e-5f;
+  for (const Kernel& kernel : kernels) {
+    for (int dim : {1, 7, 8, 9, 15, 17, 100, 2047, 2048, 2049}) {
+      for (int n : {1, 3, 111}) {
+        for (int threads : {1, 2}) {
+          const uint32_t seed = 1000u * dim + n;
+          const std::vector<float> residual = random_floats(size_t(n) * dim, seed, 4.0f);
+          const std::vector<float> delta = random_floats(size_t(n) * dim, seed + 1, 2.0f);
+          const std::vector<float> weight = random_floats(dim, seed + 2, 2.0f);
+
+          std::vector<float> separate_sum = residual, separate_norm(residual.size(), kPoison);
+          add_cpu(separate_sum.data(), delta.data(), separate_sum.size(), pool_of(threads));
+          kernel.plain(separate_norm.data(), separate_sum.data(), weight.data(), n, dim, eps, pool_of(threads));
+
+          std::vector<float> fused_sum = residual, fused_norm(residual.size(), kPoison);
+          kernel.fused(fused_sum.data(), fused_norm.data(), delta.data(), weight.data(), n, dim, eps, pool_of(threads));
+          CHECK_MSG(same_bits(fused_sum.data(), separate_sum.data(), fused_sum.size()),
+                    kernel.name << " residual dim=" << dim << " n=" << n << " threads=" << threads);
+          CHECK_MSG(same_bits(fused_norm.data(), separate_norm.data(), fused_norm.size()),
+                    kernel.name << " normed dim=" << dim << " n=" << n << " threads=" << threads);
+        }
+      }
+    }
+  }
+}
+
 TEST(kernel_rope_matches_reference_and_is_batch_invariant) {
   using RopeFn = void (*)(float*, int, int, int, int, int, const float*, const float*);
   std::vector<std::pair<const char*, RopeFn>> kernels = {{"scalar", rope_scalar}};

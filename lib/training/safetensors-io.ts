@@ -141,7 +141,13 @@ export function readCheckpointTensors(dir: string): Map<string, NamedTensor> {
   const index = JSON.parse(fs.readFileSync(indexFile, 'utf8')) as { weight_map: Record<string, string> };
   const tensors = new Map<string, NamedTensor>();
   for (const shard of new Set(Object.values(index.weight_map))) {
-    for (const [name, tensor] of readSafetensors(path.join(dir, shard))) tensors.set(name, tensor);
+    for (const [name, tensor] of readSafetensors(path.join(dir, shard))) {
+      if (index.weight_map[name] !== shard) throw new Error(`${shard}: tensor ${name} is not mapped to this shard in the index`);
+      tensors.set(name, tensor);
+    }
+  }
+  for (const name of Object.keys(index.weight_map)) {
+    if (!tensors.has(name)) throw new Error(`${indexFile}: tensor ${name} missing from ${index.weight_map[name]}`);
   }
   return tensors;
 }
