@@ -6,52 +6,13 @@
 
 #include "../core/exit_evaluation.h"
 #include "args.h"
+#include "promise_worker.h"
 #include "model_wrap.h"
 
 namespace layerskip::binding {
 
 Napi::FunctionReference ContextWrap::constructor;
 
-namespace {
-
-// Runs `work` (which touches no N-API) off the JS thread, then resolves with `result` built on the JS thread.
-class ContextWorker : public Napi::AsyncWorker {
- public:
-  using Work = std::function<Status()>;
-  using Result = std::function<Napi::Value(Napi::Env)>;
-
-  ContextWorker(Napi::Env env, Napi::Object owner, ContextWrap* wrap, Work work, Result result)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), wrap_(wrap), work_(std::move(work)),
-        result_(std::move(result)) {
-    owner_ = Napi::Persistent(owner);
-  }
-
-  Napi::Promise promise() { return deferred_.Promise(); }
-
-  void Execute() override {
-    Status status = work_();
-    if (!status.is_ok()) SetError(status.message());
-  }
-
-  void OnOK() override {
-    wrap_->set_busy(false);
-    deferred_.Resolve(result_(Env()));
-  }
-
-  void OnError(const Napi::Error& error) override {
-    wrap_->set_busy(false);
-    deferred_.Reject(error.Value());
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  Napi::ObjectReference owner_;
-  ContextWrap* wrap_;
-  Work work_;
-  Result result_;
-};
-
-}  // namespace
 
 void ContextWrap::Register(Napi::Env env, Napi::Object exports) {
   Napi::Function cls = DefineClass(env, "NativeContext",
@@ -122,8 +83,7 @@ Napi::Value ContextWrap::Evaluate(const Napi::CallbackInfo& info) {
   SamplingParams params = sampling_params(options);
   std::vector<double> uniforms = uniforms_field(options, params, logit_rows, "one value per logit row");
   auto sampled = std::make_shared<std::vector<SampledToken>>(logit_rows);
-  busy_ = true;
-  auto* worker = new ContextWorker(
+  auto* worker = new PromiseWorker<ContextWrap>(
       env, Value(), this,
       // Feeds the tokens through layers [0, layer_end), then computes and samples `logit_rows` rows.
       [=, tokens = std::move(token_copy), uniforms = std::move(uniforms)] {
@@ -145,9 +105,7 @@ Napi::Value ContextWrap::Evaluate(const Napi::CallbackInfo& info) {
         result.Set("probabilities", probabilities);
         return result;
       });
-  Napi::Promise promise = worker->promise();
-  worker->Queue();
-  return promise;
+  return worker->start();
 }
 
 // evaluateExitLayers(tokens: Int32Array) → Promise<{ nll: Float64Array, correct: Float64Array, agree: Float64Array,
@@ -163,8 +121,7 @@ Napi::Value ContextWrap::EvaluateExitLayers(const Napi::CallbackInfo& info) {
                                          ") ids, got " + std::to_string(token_copy.size()));
   }
   auto sums = std::make_shared<ExitLayerSums>();
-  busy_ = true;
-  auto* worker = new ContextWorker(
+  auto* worker = new PromiseWorker<ContextWrap>(
       env, Value(), this,
       [=, tokens = std::move(token_copy)] {
         return evaluate_exit_layers(*context, tokens.data(), int(tokens.size()), sums.get());
@@ -182,9 +139,7 @@ Napi::Value ContextWrap::EvaluateExitLayers(const Napi::CallbackInfo& info) {
         result.Set("count", sums->count);
         return result;
       });
-  Napi::Promise promise = worker->promise();
-  worker->Queue();
-  return promise;
+  return worker->start();
 }
 
 SamplingParams ContextWrap::sampling_params(const Napi::Object& options) const {
@@ -233,8 +188,7 @@ Napi::Value ContextWrap::Draft(const Napi::CallbackInfo& info) {
   double uniform = number_field(options, "uniform", -1.0, 0.0, 1.0);
   if (params.temperature > 0 && uniform < 0) throw Napi::TypeError::New(env, "sampling (temperature > 0) needs uniform");
   auto proposal = std::make_shared<DraftProposal>();
-  busy_ = true;
-  auto* worker = new ContextWorker(
+  auto* worker = new PromiseWorker<ContextWrap>(
       env, Value(), this,
       [=] { return context->draft(token, exit_layer, params, uniform, proposal.get()); },
       [proposal](Napi::Env env) -> Napi::Value {
@@ -244,9 +198,7 @@ Napi::Value ContextWrap::Draft(const Napi::CallbackInfo& info) {
         result.Set("confidence", proposal->confidence);
         return result;
       });
-  Napi::Promise promise = worker->promise();
-  worker->Queue();
-  return promise;
+  return worker->start();
 }
 
 // verify(draftCount, { temperature, topK, topP, uniforms: Float64Array(draftCount + 1) })
@@ -260,8 +212,7 @@ Napi::Value ContextWrap::Verify(const Napi::CallbackInfo& info) {
   SamplingParams params = sampling_params(options);
   std::vector<double> uniforms = uniforms_field(options, params, draft_count + 1, "draftCount + 1 values");
   auto rows = std::make_shared<std::vector<VerifyRow>>(draft_count + 1);
-  busy_ = true;
-  auto* worker = new ContextWorker(
+  auto* worker = new PromiseWorker<ContextWrap>(
       env, Value(), this,
       [=, uniforms = std::move(uniforms)] {
         return context->verify(draft_count, params, uniforms.empty() ? nullptr : uniforms.data(), rows->data());
@@ -282,9 +233,7 @@ Napi::Value ContextWrap::Verify(const Napi::CallbackInfo& info) {
         result.Set("draftProbabilities", draft_probabilities);
         return result;
       });
-  Napi::Promise promise = worker->promise();
-  worker->Queue();
-  return promise;
+  return worker->start();
 }
 
 Napi::Value ContextWrap::ExitRows(const Napi::CallbackInfo& info) {

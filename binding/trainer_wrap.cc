@@ -6,41 +6,10 @@
 
 #include "../core/json.h"
 #include "args.h"
+#include "promise_worker.h"
 
 namespace layerskip::binding {
 namespace {
-
-class TrainerWorker : public Napi::AsyncWorker {
- public:
-  using Work = std::function<Status()>;
-  using Result = std::function<Napi::Value(Napi::Env)>;
-
-  TrainerWorker(Napi::Env env, Napi::Object owner, TrainerWrap* wrap, Work work, Result result)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), wrap_(wrap), work_(std::move(work)),
-        result_(std::move(result)) {
-    owner_ = Napi::Persistent(owner);
-  }
-  Napi::Promise promise() { return deferred_.Promise(); }
-  void Execute() override {
-    Status status = work_();
-    if (!status.is_ok()) SetError(status.message());
-  }
-  void OnOK() override {
-    wrap_->set_busy(false);
-    deferred_.Resolve(result_(Env()));
-  }
-  void OnError(const Napi::Error& error) override {
-    wrap_->set_busy(false);
-    deferred_.Reject(error.Value());
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  Napi::ObjectReference owner_;
-  TrainerWrap* wrap_;
-  Work work_;
-  Result result_;
-};
 
 Napi::Float64Array to_float64_array(Napi::Env env, const std::vector<double>& values) {
   Napi::Float64Array array = Napi::Float64Array::New(env, values.size());
@@ -176,7 +145,7 @@ Napi::Value TrainerWrap::Step(const Napi::CallbackInfo& info) {
   settings.clip_norm = float(number_field(adam, "clipNorm", settings.clip_norm, 0, 1e9));
 
   auto result = std::make_shared<train::StepResult>();
-  auto* worker = new TrainerWorker(
+  auto* worker = new PromiseWorker<TrainerWrap>(
       env, info.This().As<Napi::Object>(), this,
       [=]() {
         return trainer->step(tokens->data(), batch, rows, dropped->data(), exit_weights->data(), settings,
@@ -188,9 +157,7 @@ Napi::Value TrainerWrap::Step(const Napi::CallbackInfo& info) {
         out.Set("gradientNorm", result->gradient_norm);
         return out;
       });
-  busy_ = true;
-  worker->Queue();
-  return worker->promise();
+  return worker->start();
 }
 
 // evaluate(tokens: Int32Array (batch·(rows+1)), batch, rows)
@@ -205,7 +172,7 @@ Napi::Value TrainerWrap::Evaluate(const Napi::CallbackInfo& info) {
     throw Napi::RangeError::New(env, "tokens must hold batch × (rows + 1) = " +
                                          std::to_string(size_t(batch) * (rows + 1)) + " ids");
   auto totals = std::make_shared<train::ExitTotals>();
-  auto* worker = new TrainerWorker(
+  auto* worker = new PromiseWorker<TrainerWrap>(
       env, info.This().As<Napi::Object>(), this,
       [=]() { return trainer->evaluate(tokens->data(), batch, rows, totals.get()); },
       [=](Napi::Env env) -> Napi::Value {
@@ -216,9 +183,7 @@ Napi::Value TrainerWrap::Evaluate(const Napi::CallbackInfo& info) {
         out.Set("tokens", totals->tokens);
         return out;
       });
-  busy_ = true;
-  worker->Queue();
-  return worker->promise();
+  return worker->start();
 }
 
 }  // namespace layerskip::binding
