@@ -8,6 +8,7 @@ export {
   evaluateExitLayers,
   recommendExitLayer,
   headCostRatio,
+  measurePassCosts,
   type ExitLayerRow,
   type ExitLayerEvalOptions,
   type ExitLayerRecommendation,

@@ -150,6 +150,38 @@ export class LayerSkipModel {
     });
   }
 
+  /**
+   * Median milliseconds, over `repeats` runs, of one forward pass of `rows` tokens through every layer with logits
+   * for the last `logitRows` of them, after a prefix of up to 16 tokens — what a decode step (rows 1) or a verify step (rows
+   * k + 1) costs on this device. Runs after any generation in progress and leaves the cache empty.
+   */
+  timeForwardPass(rows: number, logitRows: number, repeats = 3): Promise<number> {
+    return this.enqueue(async () => {
+      const context = this.context;
+      if (!context) throw new Error('the model has been disposed');
+      if (!Number.isInteger(rows) || rows < 1 || rows > this.info.contextLength) {
+        throw new RangeError(`rows must be an integer in [1, ${this.info.contextLength}], got ${rows}`);
+      }
+      const prefixLength = Math.min(16, this.info.contextLength - rows);
+      const ids = (count: number) => Int32Array.from({ length: count }, (_, i) => (i * 7919 + 13) % this.info.vocabSize);
+      const times: number[] = [];
+      try {
+        context.truncate(0);
+        if (prefixLength > 0) await context.evaluate(ids(prefixLength), { logitRows: 0 });
+        for (let run = 0; run <= repeats; run++) {
+          const started = performance.now();
+          await context.evaluate(ids(rows), { logitRows });
+          if (run > 0) times.push(performance.now() - started); // run 0 warms caches
+          context.truncate(prefixLength);
+        }
+      } finally {
+        this.sequence.truncate(0);
+      }
+      times.sort((a, b) => a - b);
+      return times[Math.floor(times.length / 2)];
+    });
+  }
+
   /** Token ids of `text` as this model's tokenizer encodes a prompt. */
   encode(text: string, options: { addSpecialTokens?: boolean } = {}): number[] {
     return this.requireTokenizer().encode(text, options);

@@ -208,6 +208,23 @@ describe('recommendExitLayer', function () {
     assert.ok(recommendExitLayer(rows([0, 0, 0, 0, 0, 0, 0.99, 1]), 8, 0.05)!.predictedSpeedup < 1.1);
   });
 
+  it('with measured pass costs, a compute-bound verify (cost ∝ rows) predicts what the memory-bound model misses', function () {
+    const agreements = rows([0.2, 0.4, 0.9, 0.93, 0.96, 0.98, 0.99, 1]);
+    const flat = { stackMs: Array(9).fill(1), headMs: Array(9).fill(0.05) };
+    const flatPick = recommendExitLayer(agreements, 8, 0.05, flat)!;
+    const memoryBound = recommendExitLayer(agreements, 8, 0.05)!;
+    assert.equal(flatPick.costModel, 'measured');
+    assert.equal(memoryBound.costModel, 'memory-bound');
+    assert.ok(Math.abs(flatPick.predictedSpeedup - memoryBound.predictedSpeedup) < 1e-12, 'flat measured costs = the memory-bound model');
+    const linear = { stackMs: Array.from({ length: 9 }, (_, i) => i + 1), headMs: Array.from({ length: 9 }, (_, i) => 0.05 * (i + 1)) };
+    const pick = recommendExitLayer(agreements, 8, 0.05, linear)!;
+    const { exitLayer: e, numSpeculations: k, acceptanceRate: a } = pick;
+    const f = e / 8;
+    const expected = (((1 - a ** (k + 1)) / (1 - a)) * 1.05) / (k * (f + 0.05) + f + (1 - f) * (k + 1) + 0.05 * (k + 1));
+    assert.ok(Math.abs(pick.predictedSpeedup - expected) < 1e-12);
+    assert.ok(pick.predictedSpeedup < 1.1, `compute-bound verification leaves little to gain (${pick.predictedSpeedup})`);
+  });
+
   it('perfect agreement drafts the most from the first layer; no agreement predicts a slowdown', function () {
     const perfect = recommendExitLayer(rows([1, 1, 1, 1]), 4, 0.1)!;
     assert.deepEqual([perfect.exitLayer, perfect.numSpeculations, perfect.tokensPerStep], [1, 8, 9]);

@@ -5,6 +5,7 @@ import {
   defaultEvalWindow,
   evaluateExitLayers,
   headCostRatio,
+  measurePassCosts,
   recommendExitLayer,
   type ExitLayerRecommendation,
   type ExitLayerRow,
@@ -25,6 +26,7 @@ export const evalSpecs: OptionSpecs = {
   window: { kind: 'integer', placeholder: 'N', description: 'tokens per window, each scored from an empty cache (default min(1024, context length))' },
   device: { kind: 'string', placeholder: 'NAME', description: 'cpu (default), cuda or auto' },
   threads: { kind: 'integer', placeholder: 'N', description: 'CPU threads (default: one per core)' },
+  timing: { kind: 'boolean', description: 'time forward passes on this device for the recommendation (default True; False: memory-bound estimate)' },
   json: { kind: 'boolean', description: 'print one JSON object instead of the table' },
   help: { kind: 'boolean', aliases: ['h'], description: 'show this help' },
 };
@@ -84,9 +86,10 @@ export function formatExitLayerTable(rows: ExitLayerRow[]): string {
 
 export function formatRecommendation(recommendation: ExitLayerRecommendation | undefined): string {
   if (!recommendation) return 'recommended: none (self-speculative decoding needs at least two layers)';
-  const { exitLayer, numSpeculations, predictedSpeedup } = recommendation;
+  const { exitLayer, numSpeculations, predictedSpeedup, costModel } = recommendation;
+  const basis = costModel === 'measured' ? 'from measured pass times' : 'memory-bound estimate';
   const note = predictedSpeedup > 1 ? '' : '; no exit layer is predicted to beat autoregressive decoding';
-  return `recommended: --exit-layer ${exitLayer} --num-speculations ${numSpeculations} (predicted speedup ${predictedSpeedup.toFixed(2)}×${note})`;
+  return `recommended: --exit-layer ${exitLayer} --num-speculations ${numSpeculations} (predicted speedup ${predictedSpeedup.toFixed(2)}×, ${basis}${note})`;
 }
 
 export async function runEvalCommand(argv: string[]): Promise<number> {
@@ -126,13 +129,15 @@ export async function runEvalCommand(argv: string[]): Promise<number> {
     if (progress) process.stderr.write('\r\x1b[K');
     const info = model.info;
     const headCost = headCostRatio(info);
-    const recommendation = recommendExitLayer(rows, info.numLayers, headCost);
+    // Pass times on this device make the recommendation honest where verifying k + 1 rows is not free.
+    const costs = options.timing === false ? undefined : await measurePassCosts(model);
+    const recommendation = recommendExitLayer(rows, info.numLayers, headCost, costs);
     const evalWindow = window ?? defaultEvalWindow(info.contextLength);
     if (options.json) {
       const result = {
         model: info.dir, device: info.device, numLayers: info.numLayers, files: data.files, documents: data.documents,
         skippedFiles: data.skipped, tokens: data.tokens.length, predictions: rows[0].tokens, window: evalWindow,
-        headCostRatio: headCost, layers: rows, recommendation: recommendation ?? null,
+        headCostRatio: headCost, passCosts: costs ?? null, layers: rows, recommendation: recommendation ?? null,
       };
       process.stdout.write(JSON.stringify(result) + '\n');
       return 0;

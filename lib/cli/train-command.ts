@@ -10,8 +10,8 @@ const s = d.shape;
 
 export const trainSpecs: OptionSpecs = {
   data: { kind: 'list', placeholder: 'PATH', description: 'training text: files or folders (repeatable)' },
-  extensions: { kind: 'string', placeholder: '.py,.txt', description: 'only files with these extensions (default: all)' },
-  exclude: { kind: 'string', placeholder: 'NAMES', description: 'file or folder names to skip inside --data folders (comma-separated)' },
+  extensions: { kind: 'list', aliases: ['extension'], placeholder: 'EXT', description: 'only files ending in EXT, e.g. .py (repeatable or comma-separated; default: all)' },
+  exclude: { kind: 'list', placeholder: 'NAMES', description: 'file or folder names to skip inside --data folders (comma-separated)' },
   out: { kind: 'string', placeholder: 'DIR', description: 'output folder (HF checkpoint, tokenizer, checkpoint/, train_log.jsonl)' },
   init: { kind: 'string', placeholder: 'DIR', description: 'continue from this HF Llama checkpoint instead of from scratch' },
   tokenizer: { kind: 'string', placeholder: 'DIR', description: 'reuse this folder\'s tokenizer.json (default: train a BPE tokenizer)' },
@@ -62,6 +62,12 @@ function choice<T extends string>(value: unknown, name: string, allowed: readonl
   return value as T;
 }
 
+/** A repeatable option's values, each also split at commas. */
+function commaList(value: unknown): string[] | undefined {
+  if (value === undefined) return undefined;
+  return (value as string[]).flatMap((item) => item.split(',')).map((item) => item.trim()).filter(Boolean);
+}
+
 /** Command-line options → trainModel options (unset ones keep their defaults). */
 export function trainOptionsFrom(o: ParsedOptions): Partial<TrainOptions> & Pick<TrainOptions, 'data' | 'out'> {
   if (!o.data) throw new UsageError('--data is required (files or folders of training text)');
@@ -72,8 +78,8 @@ export function trainOptionsFrom(o: ParsedOptions): Partial<TrainOptions> & Pick
     data: o.data as string[],
     out: o.out as string,
     ...defined({
-    extensions: o.extensions === undefined ? undefined : String(o.extensions).split(',').map((e) => (e.startsWith('.') ? e : `.${e}`)),
-    exclude: o.exclude === undefined ? undefined : String(o.exclude).split(',').map((name) => name.trim()).filter(Boolean),
+    extensions: commaList(o.extensions)?.map((e) => (e.startsWith('.') ? e : `.${e}`)),
+    exclude: commaList(o.exclude),
     init: o.init as string | undefined,
     tokenizer: o.tokenizer as string | undefined,
     resume: o.resume as boolean | undefined,

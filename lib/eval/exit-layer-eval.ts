@@ -40,6 +40,8 @@ export interface ExitLayerRecommendation {
   tokensPerStep: number;
   /** Predicted tokens/s relative to autoregressive decoding (below 1: slower). */
   predictedSpeedup: number;
+  /** 'measured': from this device's pass times (measurePassCosts); 'memory-bound': from weight counts alone. */
+  costModel: 'measured' | 'memory-bound';
 }
 
 export const MAX_RECOMMENDED_SPECULATIONS = 8;
@@ -106,38 +108,67 @@ export function headCostRatio(shapes: ModelShapes): number {
   return (shapes.vocabSize * shapes.hiddenSize) / (shapes.numLayers * perLayer);
 }
 
+/** Measured forward-pass times on the model's device; index n − 1 holds the time for n rows. */
+export interface PassCosts {
+  /** ms for n tokens through every layer (no logits). */
+  stackMs: number[];
+  /** ms for the final norm + LM head (and token pick) over n rows. */
+  headMs: number[];
+}
+
+/**
+ * Times passes of 1 … maxRows tokens through the whole stack, with and without logits (model.timeForwardPass),
+ * so the recommendation can use this device's real costs: on a CPU a small model is compute-bound and verifying
+ * k + 1 rows costs several decode steps, which the memory-bound model below would not see.
+ */
+export async function measurePassCosts(model: LayerSkipModel, maxRows = MAX_RECOMMENDED_SPECULATIONS + 1, repeats = 3): Promise<PassCosts> {
+  const stackMs: number[] = [];
+  const headMs: number[] = [];
+  for (let rows = 1; rows <= Math.min(maxRows, model.info.contextLength); rows++) {
+    const stack = await model.timeForwardPass(rows, 0, repeats);
+    const withHead = await model.timeForwardPass(rows, rows, repeats);
+    stackMs.push(stack);
+    headMs.push(Math.max(0, withHead - stack));
+  }
+  return { stackMs, headMs };
+}
+
 /**
  * Picks the exit layer E ∈ [1, L − 1] and draft count k ∈ [1, 8] with the highest predicted self-speculative
- * speedup. Costs are in units of one pass of the whole layer stack, with h = headCostRatio; decoding is
- * memory-bound, so a pass over a few rows costs about what a pass over one row does:
- *   a              = agreement at E, taken as each draft's acceptance probability (independent drafts)
- *   tokensPerStep  = (1 − a^(k+1)) / (1 − a)   (k + 1 when a = 1): accepted drafts + the verifier's token
- *   cost per step  = k·(E/L + h)               k draft passes through [0, E) + head
- *                  + E/L                       the last draft through [0, E) (context.h verify)
- *                  + (1 − E/L + h)·v           [E, L) + head over the k + 1 rows; v ≈ 1 (about one decode step)
- *   speedup        = tokensPerStep / (cost / (1 + h))   (1 + h: one autoregressive step)
+ * speedup. With a = agreement at E, taken as each draft's acceptance probability (independent drafts):
+ *   tokensPerStep = (1 − a^(k+1)) / (1 − a)   (k + 1 when a = 1): accepted drafts + the verifier's token
+ *   speedup       = tokensPerStep · t_step / (k · t_draft + t_verify)
+ * With measured pass costs (measurePassCosts; f = E/L, a layer range costing its share of the stack):
+ *   t_step = stack(1) + head(1)        t_draft = f·stack(1) + head(1)
+ *   t_verify = f·stack(1) + (1 − f)·stack(k + 1) + head(k + 1)   (the last draft through [0, E), then [E, L) over
+ *                                                                  k + 1 rows — context.h verify)
+ * Without them, a memory-bound model in units of one pass of the layer stack, h = headCostRatio, where a pass over
+ * a few rows costs what one row does: t_step = 1 + h, t_draft = f + h, t_verify = f + (1 − f) + h.
  * E = L is never proposed (it drafts with the whole model). Undefined when the model has one layer.
  */
 export function recommendExitLayer(
   rows: ExitLayerRow[],
   numLayers: number,
   headCost: number,
+  costs?: PassCosts,
 ): ExitLayerRecommendation | undefined {
-  const verifyCost = 1;
+  const stack = (n: number) => (costs ? costs.stackMs[Math.min(n, costs.stackMs.length) - 1] : 1);
+  const head = (n: number) => (costs ? costs.headMs[Math.min(n, costs.headMs.length) - 1] : headCost);
+  const stepCost = stack(1) + head(1);
   let best: ExitLayerRecommendation | undefined;
   for (const row of rows) {
     const exitLayer = row.exitLayer;
     if (exitLayer < 1 || exitLayer >= numLayers) continue;
     const acceptanceRate = Math.min(1, Math.max(0, row.agreement));
-    const draftCost = exitLayer / numLayers + headCost;
-    const verifyStepCost = exitLayer / numLayers + (1 - exitLayer / numLayers + headCost) * verifyCost;
+    const share = exitLayer / numLayers;
+    const draftCost = share * stack(1) + head(1);
     for (let numSpeculations = 1; numSpeculations <= MAX_RECOMMENDED_SPECULATIONS; numSpeculations++) {
       const tokensPerStep =
         acceptanceRate === 1 ? numSpeculations + 1 : (1 - acceptanceRate ** (numSpeculations + 1)) / (1 - acceptanceRate);
-      const cost = numSpeculations * draftCost + verifyStepCost;
-      const predictedSpeedup = (tokensPerStep * (1 + headCost)) / cost;
+      const verifyCost = share * stack(1) + (1 - share) * stack(numSpeculations + 1) + head(numSpeculations + 1);
+      const predictedSpeedup = (tokensPerStep * stepCost) / (numSpeculations * draftCost + verifyCost);
       if (!best || predictedSpeedup > best.predictedSpeedup) {
-        best = { exitLayer, numSpeculations, acceptanceRate, tokensPerStep, predictedSpeedup };
+        best = { exitLayer, numSpeculations, acceptanceRate, tokensPerStep, predictedSpeedup, costModel: costs ? 'measured' : 'memory-bound' };
       }
     }
   }
