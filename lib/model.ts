@@ -151,11 +151,13 @@ export class LayerSkipModel {
   }
 
   /**
-   * Median milliseconds, over `repeats` runs, of one forward pass of `rows` tokens through every layer with logits
-   * for the last `logitRows` of them, after a prefix of up to 16 tokens — what a decode step (rows 1) or a verify step (rows
-   * k + 1) costs on this device. Runs after any generation in progress and leaves the cache empty.
+   * Median milliseconds of one forward pass of `rows` tokens through every layer with logits for the last
+   * `logitRows` of them, after a prefix of up to 16 tokens — what a decode step (rows 1) or a verify step (rows
+   * k + 1) costs on this device. Runs at least `minRuns` times and for at least `minMs` (sub-millisecond passes
+   * need many runs for a stable median), after one warm-up run. Runs after any generation in progress and leaves
+   * the cache empty.
    */
-  timeForwardPass(rows: number, logitRows: number, repeats = 3): Promise<number> {
+  timeForwardPass(rows: number, logitRows: number, { minRuns = 5, minMs = 50 } = {}): Promise<number> {
     return this.enqueue(async () => {
       const context = this.context;
       if (!context) throw new Error('the model has been disposed');
@@ -168,11 +170,16 @@ export class LayerSkipModel {
       try {
         context.truncate(0);
         if (prefixLength > 0) await context.evaluate(ids(prefixLength), { logitRows: 0 });
-        for (let run = 0; run <= repeats; run++) {
+        const tokens = ids(rows);
+        let total = 0;
+        for (let run = 0; run <= minRuns || (total < minMs && run < 10_000); run++) {
           const started = performance.now();
-          await context.evaluate(ids(rows), { logitRows });
-          if (run > 0) times.push(performance.now() - started); // run 0 warms caches
+          await context.evaluate(tokens, { logitRows });
+          const ms = performance.now() - started;
           context.truncate(prefixLength);
+          if (run === 0) continue; // warms caches and wakes the thread pool
+          times.push(ms);
+          total += ms;
         }
       } finally {
         this.sequence.truncate(0);

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { evaluateExitLayers, headCostRatio, recommendExitLayer } from '../lib/eval/exit-layer-eval.js';
+import { evaluateExitLayers, headCostRatio, measurePassCosts, recommendExitLayer } from '../lib/eval/exit-layer-eval.js';
 import { loadModel, type LayerSkipModel } from '../lib/index.js';
 import { listCorpusFiles, tokenizeCorpus } from '../lib/training/corpus.js';
 
@@ -66,20 +66,22 @@ async function benchModel(dir: string, dataRoot: string, values: Record<string, 
   const model = await loadModel(dir, { threads });
   try {
     const stream = tokenizeCorpus(model.tokenizer!, listCorpusFiles(heldOut)).tokens;
-    const rows = await evaluateExitLayers(model, stream);
-    const recommended = recommendExitLayer(rows, model.info.numLayers, headCostRatio(model.info));
+    const rows = await evaluateExitLayers(model, stream, { window: 256 });
+    const recommended = recommendExitLayer(rows, model.info.numLayers, headCostRatio(model.info), await measurePassCosts(model));
     const prompts = heldOutPrompts(model, heldOut, Number(values.prompts), 48);
     await decodeAll(model, prompts.slice(0, 1), 8, 1); // warm up
     const baseline = await decodeAll(model, prompts, tokens, repeats);
     const configs: Config[] = [];
     if (recommended) {
       const { exitLayer: e, numSpeculations: k } = recommended;
-      for (const [exitLayer, numSpeculations] of [[e, k], [e, Math.max(1, k - 2)], [e, k + 2], [e + 1, k], [Math.max(1, e - 1), k]]) {
+      const neighbours = [[e, k], [e, Math.max(1, k - 2)], [e, k + 2], [e + 1, k], [Math.max(1, e - 1), k], [e, 4], [4, 4]];
+      for (const [exitLayer, numSpeculations] of neighbours) {
         if (exitLayer < model.info.numLayers && !configs.some((c) => c.exitLayer === exitLayer && c.numSpeculations === numSpeculations)) {
           configs.push({ exitLayer, numSpeculations });
         }
       }
-      for (const draftConfidence of [0.3, 0.5, 0.7]) configs.push({ exitLayer: e, numSpeculations: k + 2, draftConfidence });
+      // Adaptive drafting: a long draft budget cut short when the draft's top probability falls below the threshold.
+      for (const draftConfidence of [0.3, 0.5, 0.7]) configs.push({ exitLayer: e, numSpeculations: Math.max(6, k + 2), draftConfidence });
     }
     const results = [];
     for (const config of configs) {

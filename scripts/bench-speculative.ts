@@ -59,6 +59,11 @@ const SUITES: Record<string, BenchModel[]> = {
       spec: { ...BENCH_1B_MODEL, scaleLateLayers: { fromLayer: 4, factor: 0.02 } },
       configs: [{ exitLayer: 4, numSpeculations: 4 }],
     },
+    {
+      name: 'llama-3.2-1b-shape-late0.005',
+      spec: { ...BENCH_1B_MODEL, scaleLateLayers: { fromLayer: 4, factor: 0.005 } },
+      configs: [{ exitLayer: 4, numSpeculations: 4 }, { exitLayer: 4, numSpeculations: 6 }, { exitLayer: 4, numSpeculations: 8 }],
+    },
   ],
 };
 SUITES.all = [...SUITES.mid, ...SUITES['1b']];

@@ -121,12 +121,12 @@ export interface PassCosts {
  * so the recommendation can use this device's real costs: on a CPU a small model is compute-bound and verifying
  * k + 1 rows costs several decode steps, which the memory-bound model below would not see.
  */
-export async function measurePassCosts(model: LayerSkipModel, maxRows = MAX_RECOMMENDED_SPECULATIONS + 1, repeats = 3): Promise<PassCosts> {
+export async function measurePassCosts(model: LayerSkipModel, maxRows = MAX_RECOMMENDED_SPECULATIONS + 1): Promise<PassCosts> {
   const stackMs: number[] = [];
   const headMs: number[] = [];
   for (let rows = 1; rows <= Math.min(maxRows, model.info.contextLength); rows++) {
-    const stack = await model.timeForwardPass(rows, 0, repeats);
-    const withHead = await model.timeForwardPass(rows, rows, repeats);
+    const stack = await model.timeForwardPass(rows, 0);
+    const withHead = await model.timeForwardPass(rows, rows);
     stackMs.push(stack);
     headMs.push(Math.max(0, withHead - stack));
   }
