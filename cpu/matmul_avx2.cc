@@ -81,7 +81,7 @@ void stream_rows(float* out, int out_stride, const float* in, const void* weight
     switch (tokens) {
 #define LS_STREAM_CASE(T) \
   case T: if constexpr (T <= kMaxTokens) stream_tile<dtype, T, R>(out, out_stride, in, weights, cols, row0, t0); break;
-      LS_STREAM_CASE(1) LS_STREAM_CASE(2) LS_STREAM_CASE(3) LS_STREAM_CASE(4)
+      LS_STREAM_CASE(1) LS_STREAM_CASE(2) LS_STREAM_CASE(3) LS_STREAM_CASE(4) LS_STREAM_CASE(5) LS_STREAM_CASE(6)
 #undef LS_STREAM_CASE
     }
     t0 += tokens;
@@ -104,6 +104,8 @@ void stream_matmul(float* out, const float* in, const Weight& weight, int n, int
     int b = int(begin), e = int(end);
     if (n == 1) stream_range<dtype, 8, 1>(out, out_stride, in, weight.data, cols, n, b, e);
     else if (n == 2) stream_range<dtype, 4, 2>(out, out_stride, in, weight.data, cols, n, b, e);
+    // 5 or 6 tokens (verifying 4 or 5 drafts) in one 2-row tile: each weight is converted once, not twice.
+    else if (n == 5 || n == 6) stream_range<dtype, 2, 6>(out, out_stride, in, weight.data, cols, n, b, e);
     else stream_range<dtype, 3, 4>(out, out_stride, in, weight.data, cols, n, b, e);
   });
 }

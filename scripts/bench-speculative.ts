@@ -6,7 +6,8 @@
 // to autoregressive output. Also: the cost breakdown of a draft pass (layers [0, E) vs final norm + LM head) and
 // the peak RSS of each strategy, each in its own process.
 //
-//   npx tsx scripts/bench-speculative.ts [--suite mid|1b|all] [--threads N] [--repeats N] [--tokens N] [--json]
+//   npx tsx scripts/bench-speculative.ts [--suite mid|1b|all] [--only NAME-PART] [--threads N] [--repeats N]
+//                                        [--tokens N] [--json]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -63,6 +64,11 @@ const SUITES: Record<string, BenchModel[]> = {
       name: 'llama-3.2-1b-shape-late0.005',
       spec: { ...BENCH_1B_MODEL, scaleLateLayers: { fromLayer: 4, factor: 0.005 } },
       configs: [{ exitLayer: 4, numSpeculations: 4 }, { exitLayer: 4, numSpeculations: 6 }, { exitLayer: 4, numSpeculations: 8 }],
+    },
+    {
+      name: 'llama-3.2-1b-shape-late0.001',
+      spec: { ...BENCH_1B_MODEL, scaleLateLayers: { fromLayer: 4, factor: 0.001 } },
+      configs: [{ exitLayer: 4, numSpeculations: 4 }, { exitLayer: 4, numSpeculations: 6 }],
     },
   ],
 };
@@ -207,6 +213,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       suite: { type: 'string', default: 'mid' },
+      only: { type: 'string' },
       threads: { type: 'string', default: String(os.cpus().length) },
       repeats: { type: 'string', default: '3' },
       tokens: { type: 'string', default: '64' },
@@ -218,8 +225,9 @@ async function main(): Promise<void> {
     },
   });
   if (values['memory-probe']) return memoryProbe(values);
-  const suite = SUITES[values.suite];
+  const suite = SUITES[values.suite]?.filter((model) => !values.only || model.name.includes(values.only));
   if (!suite) throw new Error(`--suite must be one of ${Object.keys(SUITES).join(', ')}`);
+  if (suite.length === 0) throw new Error(`--only ${values.only} matches no model of suite ${values.suite}`);
   const threads = Number(values.threads);
   const repeats = Number(values.repeats);
   const tokens = Number(values.tokens);
