@@ -66,28 +66,37 @@ function halfToFloat(half: number): number {
 }
 
 /**
+ * The bytes before a safetensors file's data — 8-byte little-endian header size, then the JSON header padded with
+ * spaces to a multiple of 8 — for tensors stored back to back in order as `dtype`; and the data's total size.
+ */
+export function safetensorsHeader(tensors: { name: string; shape: number[] }[], dtype: SafetensorsDtype,
+  metadata: Record<string, string> = {}): { header: Buffer; dataBytes: number } {
+  const entries: Record<string, unknown> = { __metadata__: { format: 'pt', ...metadata } };
+  let offset = 0;
+  for (const tensor of tensors) {
+    const size = tensor.shape.reduce((a, b) => a * b, 1) * BYTES[dtype];
+    entries[tensor.name] = { dtype, shape: tensor.shape, data_offsets: [offset, offset + size] };
+    offset += size;
+  }
+  let text = JSON.stringify(entries);
+  text += ' '.repeat((8 - (Buffer.byteLength(text) % 8)) % 8);
+  const json = Buffer.from(text, 'utf8');
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(json.length));
+  return { header: Buffer.concat([prefix, json]), dataBytes: offset };
+}
+
+/**
  * Writes `tensors` to `file` as `dtype`, atomically (a temporary file renamed into place, so an interrupted write
  * never leaves a truncated checkpoint behind).
  */
 export function writeSafetensors(file: string, tensors: NamedTensor[], dtype: SafetensorsDtype,
   metadata: Record<string, string> = {}): number {
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt', ...metadata } };
-  let offset = 0;
-  for (const tensor of tensors) {
-    const size = tensor.data.length * BYTES[dtype];
-    header[tensor.name] = { dtype, shape: tensor.shape, data_offsets: [offset, offset + size] };
-    offset += size;
-  }
-  let headerText = JSON.stringify(header);
-  headerText += ' '.repeat((8 - (Buffer.byteLength(headerText) % 8)) % 8);
-  const headerBytes = Buffer.from(headerText, 'utf8');
-  const prefix = Buffer.alloc(8);
-  prefix.writeBigUInt64LE(BigInt(headerBytes.length));
+  const { header, dataBytes } = safetensorsHeader(tensors, dtype, metadata);
   const temporary = `${file}.partial`;
   const fd = fs.openSync(temporary, 'w');
   try {
-    fs.writeSync(fd, prefix);
-    fs.writeSync(fd, headerBytes);
+    fs.writeSync(fd, header);
     for (const tensor of tensors) {
       const encoded = Buffer.alloc(tensor.data.length * BYTES[dtype]);
       encodeTensorChunk(tensor.data, dtype, encoded);
@@ -97,7 +106,7 @@ export function writeSafetensors(file: string, tensors: NamedTensor[], dtype: Sa
     fs.closeSync(fd);
   }
   fs.renameSync(temporary, file);
-  return offset;
+  return dataBytes;
 }
 
 /** Reads every tensor of one .safetensors file, widened to f32. */
