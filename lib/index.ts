@@ -12,4 +12,8 @@ export {
   type ExitLayerRow,
   type ExitLayerEvalOptions,
   type ExitLayerRecommendation,
+  type PassCosts,
 } from './eval/exit-layer-eval.js';
+export { trainModel, type TrainEvent, type TrainResult, type ExitEvaluation } from './training/train.js';
+export { DEFAULT_TRAIN_OPTIONS, type TrainOptions, type ModelShape } from './training/train-options.js';
+export { trainBpeTokenizer, tokenizerConfigFor, writeTokenizerFiles } from './training/bpe-trainer.js';
