@@ -3,27 +3,14 @@
 // same computation: its proposals are the reference's early-exit argmax with the reference's probability.
 import assert from 'node:assert/strict';
 
-import { loadModel, type LayerSkipModel } from '../lib/index.js';
 import type { NativeModel } from '../lib/native.js';
-import { ensureFixtures } from './fixtures/make-fixtures.js';
+import { useFixtureModels } from './helpers/fixture-models.js';
 import { loadNative, tokenSequence } from './helpers/native.js';
-import { argmax, loadReference, referenceGreedy, referenceLogitsAtExit, softmax, type ReferenceModel } from './reference/llama.js';
+import { argmax, referenceGreedy, referenceLogitsAtExit, softmax } from './reference/llama.js';
 
 describe('early exit', function () {
   const FIXTURES = ['tiny-deep', 'tiny-gqa-bf16'];
-  let dirs: Record<string, string>;
-  const models: Record<string, LayerSkipModel> = {};
-  const references: Record<string, ReferenceModel> = {};
-  before(async function () {
-    dirs = ensureFixtures(FIXTURES);
-    for (const name of FIXTURES) {
-      models[name] = await loadModel(dirs[name], { threads: 1, contextLength: 128 });
-      references[name] = loadReference(dirs[name]);
-    }
-  });
-  after(async function () {
-    for (const model of Object.values(models)) await model.dispose();
-  });
+  const { dirs, models, references } = useFixtureModels(FIXTURES, 128);
 
   for (const name of FIXTURES) {
     it(`${name}: greedy early-exit decoding equals the reference's at every E`, async function () {

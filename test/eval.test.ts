@@ -8,10 +8,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { evaluateExitLayers, headCostRatio, loadModel, recommendExitLayer, type ExitLayerRow, type LayerSkipModel } from '../lib/index.js';
+import { evaluateExitLayers, headCostRatio, recommendExitLayer, type ExitLayerRow, type LayerSkipModel } from '../lib/index.js';
 import { ensureFixtures } from './fixtures/make-fixtures.js';
+import { useFixtureModels } from './helpers/fixture-models.js';
 import { loadNative, tokenSequence } from './helpers/native.js';
-import { loadReference, referenceGreedy, referenceLogitsAtExit, type ReferenceModel } from './reference/llama.js';
+import { referenceGreedy, referenceLogitsAtExit, type ReferenceModel } from './reference/llama.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -104,19 +105,7 @@ async function predictableStream(model: LayerSkipModel, seed: number): Promise<n
 
 describe('exit-layer evaluation', function () {
   const FIXTURES = ['tiny-gqa-bf16', 'tiny-deep'];
-  let dirs: Record<string, string>;
-  const models: Record<string, LayerSkipModel> = {};
-  const references: Record<string, ReferenceModel> = {};
-  before(async function () {
-    dirs = ensureFixtures(FIXTURES);
-    for (const name of FIXTURES) {
-      models[name] = await loadModel(dirs[name], { threads: 1, contextLength: 32 });
-      references[name] = loadReference(dirs[name]);
-    }
-  });
-  after(async function () {
-    for (const model of Object.values(models)) await model.dispose();
-  });
+  const { dirs, models, references } = useFixtureModels(FIXTURES, 32);
 
   for (const name of FIXTURES) {
     it(`${name}: per-layer perplexity, accuracy and agreement equal the reference's`, async function () {
