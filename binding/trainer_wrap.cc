@@ -29,6 +29,7 @@ void TrainerWrap::Register(Napi::Env env, Napi::Object exports) {
   Napi::Function cls = DefineClass(env, "NativeTrainer",
                                    {InstanceMethod<&TrainerWrap::Tensors>("tensors"),
                                     InstanceMethod<&TrainerWrap::GetState>("getState"),
+                                    InstanceMethod<&TrainerWrap::GetParameters>("getParameters"),
                                     InstanceMethod<&TrainerWrap::SetState>("setState"),
                                     InstanceMethod<&TrainerWrap::Step>("step"),
                                     InstanceMethod<&TrainerWrap::Evaluate>("evaluate")});
@@ -84,6 +85,12 @@ Napi::Value TrainerWrap::GetState(const Napi::CallbackInfo& info) {
   state.Set("secondMoment", copy_floats(env, trainer->second_moment(), total));
   state.Set("step", double(trainer->step_count()));
   return state;
+}
+
+// getParameters() → Float32Array: a copy of the weights alone (export, --init) without copying the moments.
+Napi::Value TrainerWrap::GetParameters(const Napi::CallbackInfo& info) {
+  train::Trainer* trainer = idle_trainer(info.Env(), "getParameters");
+  return copy_floats(info.Env(), trainer->parameters(), trainer->layout().total());
 }
 
 // setState({ parameters, firstMoment?, secondMoment?, step? }): each array must hold exactly the layout's total.

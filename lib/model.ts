@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
+import { median } from './benchmark.js';
 import { resolveOptions, type GenerationOptions } from './generation/options.js';
 import { runGeneration, type GenerationResult } from './generation/generate.js';
 import { Sequence } from './generation/sequence.js';
@@ -184,8 +185,7 @@ export class LayerSkipModel {
       } finally {
         this.sequence.truncate(0);
       }
-      times.sort((a, b) => a - b);
-      return times[Math.floor(times.length / 2)];
+      return median(times);
     });
   }
 

@@ -213,6 +213,8 @@ export interface NativeExitTotals {
 export interface NativeTrainer {
   tensors(): NativeTrainerTensor[];
   getState(): Required<NativeTrainerState>;
+  /** A copy of the weights alone, flat in tensors() order. */
+  getParameters(): Float32Array;
   setState(state: NativeTrainerState): void;
   /**
    * One AdamW step over `batch` sequences of rows + 1 tokens (inputs [0, rows), targets [1, rows]).

@@ -13,15 +13,11 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { evaluateExitLayers, headCostRatio, measurePassCosts, recommendExitLayer } from '../lib/eval/exit-layer-eval.js';
+import { median } from '../lib/benchmark.js';
 import { loadModel, type LayerSkipModel } from '../lib/index.js';
 import { listCorpusFiles, tokenizeCorpus } from '../lib/training/corpus.js';
 
 interface Config { exitLayer: number; numSpeculations: number; draftConfidence?: number }
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-}
 
 /** Prompts: the first `length` tokens of each held-out file (BOS included), up to `count` files. */
 function heldOutPrompts(model: LayerSkipModel, files: string[], count: number, length: number): number[][] {

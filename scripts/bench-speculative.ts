@@ -15,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
+import { median } from '../lib/benchmark.js';
 import { loadModel, type LayerSkipModel } from '../lib/index.js';
 import { loadNativeBinding, type NativeContext } from '../lib/native.js';
 import { type CheckpointSpec, LLAMA_3_2_1B_SHAPE, writeCheckpoint } from '../test/fixtures/checkpoint-writer.js';
@@ -85,11 +86,6 @@ function ensureModel(model: BenchModel): string {
   writeCheckpoint(dir, model.spec);
   fs.writeFileSync(stamp, spec);
   return dir;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
 }
 
 async function medianMs(repeats: number, once: () => Promise<number>): Promise<number> {

@@ -98,13 +98,13 @@ describe('training', function () {
     const config = llamaConfigJson({ ...shape, tieWordEmbeddings: false }, { bos: 0, eos: [1] }, 'f32');
     const trainer = new native.NativeTrainer(JSON.stringify(config), { threads: 1, maxRows: 32, seed: 9 });
     // Larger weights than the init so every layer matters.
-    const state = trainer.getState();
+    const parameters = trainer.getParameters();
     let seed = 1;
-    for (let i = 0; i < state.parameters.length; i++) {
+    for (let i = 0; i < parameters.length; i++) {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      state.parameters[i] += (seed / 2 ** 31 - 0.5) * 0.3;
+      parameters[i] += (seed / 2 ** 31 - 0.5) * 0.3;
     }
-    trainer.setState({ parameters: state.parameters });
+    trainer.setState({ parameters });
     const window = Int32Array.from({ length: 33 }, (_, i) => (i * 37 + 11) % shape.vocabSize);
     const trained = await trainer.evaluate(window, 1, 32);
     const dir = path.join(work, 'roundtrip');

@@ -159,15 +159,20 @@ double SequencePass::exit_head(const ParameterView& params, const ParameterView*
   return loss;
 }
 
+void SequencePass::embed(const ParameterView& params, const int32_t* tokens, int rows) {
+  const int dim = config_.hidden_size;
+  for (int t = 0; t < rows; ++t)
+    std::memcpy(hidden_[0].data() + size_t(t) * dim, params.embed_tokens + size_t(tokens[t]) * dim,
+                sizeof(float) * dim);
+}
+
 void SequencePass::train(const ParameterView& params, const ParameterView& transposed,
                          const ParameterView* gradients, const float* rope_cos, const float* rope_sin,
                          const int32_t* tokens, const int32_t* targets, int rows, const uint8_t* dropped,
                          const float* exit_weights, float gradient_scale, ExitTotals* totals) {
   const ModelConfig& c = config_;
   const int dim = c.hidden_size, layers = c.num_layers;
-  for (int t = 0; t < rows; ++t)
-    std::memcpy(hidden_[0].data() + size_t(t) * dim, params.embed_tokens + size_t(tokens[t]) * dim,
-                sizeof(float) * dim);
+  embed(params, tokens, rows);
   for (int l = 0; l < layers; ++l) {
     if (dropped[l]) {
       std::memcpy(hidden_[l + 1].data(), hidden_[l].data(), sizeof(float) * size_t(rows) * dim);
@@ -203,10 +208,8 @@ void SequencePass::train(const ParameterView& params, const ParameterView& trans
 void SequencePass::evaluate(const ParameterView& params, const float* rope_cos, const float* rope_sin,
                             const int32_t* tokens, const int32_t* targets, int rows, ExitTotals* totals) {
   const ModelConfig& c = config_;
-  const int dim = c.hidden_size, layers = c.num_layers;
-  for (int t = 0; t < rows; ++t)
-    std::memcpy(hidden_[0].data() + size_t(t) * dim, params.embed_tokens + size_t(tokens[t]) * dim,
-                sizeof(float) * dim);
+  const int layers = c.num_layers;
+  embed(params, tokens, rows);
   for (int l = 0; l < layers; ++l)
     layer_forward(l, params.layers[l], rope_cos, rope_sin, hidden_[l].data(), hidden_[l + 1].data(), rows);
   // The last layer first: every exit's agreement is measured against its argmax.

@@ -54,6 +54,8 @@ class SequencePass {
     std::vector<float> gate, up, act;  // (T, ffn); act = silu(gate) · up
   };
 
+  // hidden_[0] rows [0, rows) = the embeddings of tokens.
+  void embed(const ParameterView& params, const int32_t* tokens, int rows);
   void layer_forward(int layer, const LayerParameters& p, const float* rope_cos, const float* rope_sin,
                      const float* in, float* out, int rows);
   void layer_backward(int layer, const LayerParameters& p, const LayerParameters& pt, const LayerParameters& g,

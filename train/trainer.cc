@@ -34,6 +34,10 @@ Status Trainer::create(const ModelConfig& config, int threads, int max_rows, uin
     trainer->thread_gradients_.emplace_back(total, 0.0f);
     trainer->passes_.push_back(std::make_unique<SequencePass>(c, max_rows));
   }
+  trainer->parameter_view_ = view_parameters(c, trainer->layout_, trainer->parameters_.data());
+  trainer->transposed_view_ = view_parameters(c, trainer->layout_, trainer->transposed_.data());
+  for (auto& gradients : trainer->thread_gradients_)
+    trainer->gradient_views_.push_back(view_parameters(c, trainer->layout_, gradients.data()));
   build_rope_tables(c, max_rows, &trainer->rope_cos_, &trainer->rope_sin_);
   trainer->weights_changed();
   *out = std::move(trainer);
@@ -72,17 +76,14 @@ void Trainer::accumulate_gradients(const int32_t* tokens, int batch, int rows, c
   const size_t total = layout_.total();
   std::vector<ExitTotals> thread_totals(threads);
   for (ExitTotals& t : thread_totals) t.reset(layers);
-  const ParameterView params = view_parameters(config_, layout_, parameters_.data());
-  const ParameterView transposed = view_parameters(config_, layout_, transposed_.data());
   const float gradient_scale = 1.0f / float(size_t(batch) * rows);
   pool_.parallel_for(size_t(batch), 1, [&](size_t begin, size_t end, int thread) {
     std::fill(thread_gradients_[thread].begin(), thread_gradients_[thread].end(), 0.0f);
-    const ParameterView gradients = view_parameters(config_, layout_, thread_gradients_[thread].data());
     for (size_t s = begin; s < end; ++s) {
       const int32_t* sequence = tokens + s * (rows + 1);
-      passes_[thread]->train(params, transposed, &gradients, rope_cos_.data(), rope_sin_.data(), sequence,
-                             sequence + 1, rows, dropped + s * layers, exit_weights, gradient_scale,
-                             &thread_totals[thread]);
+      passes_[thread]->train(parameter_view_, transposed_view_, &gradient_views_[thread], rope_cos_.data(),
+                             rope_sin_.data(), sequence, sequence + 1, rows, dropped + s * layers, exit_weights,
+                             gradient_scale, &thread_totals[thread]);
     }
   });
   // Threads that got no sequence left their buffers untouched: only sum the ones that ran.
@@ -155,11 +156,10 @@ Status Trainer::evaluate(const int32_t* tokens, int batch, int rows, ExitTotals*
   const int layers = config_.num_layers, threads = pool_.size();
   std::vector<ExitTotals> thread_totals(threads);
   for (ExitTotals& t : thread_totals) t.reset(layers);
-  const ParameterView params = view_parameters(config_, layout_, parameters_.data());
   pool_.parallel_for(size_t(batch), 1, [&](size_t begin, size_t end, int thread) {
     for (size_t s = begin; s < end; ++s) {
       const int32_t* sequence = tokens + s * (rows + 1);
-      passes_[thread]->evaluate(params, rope_cos_.data(), rope_sin_.data(), sequence, sequence + 1, rows,
+      passes_[thread]->evaluate(parameter_view_, rope_cos_.data(), rope_sin_.data(), sequence, sequence + 1, rows,
                                 &thread_totals[thread]);
     }
   });

@@ -75,6 +75,9 @@ class Trainer {
   std::vector<float> transposed_;                                 // parameters with matrices transposed
   std::vector<std::vector<float>> thread_gradients_;              // (threads) × (layout total)
   std::vector<std::unique_ptr<SequencePass>> passes_;             // (threads)
+  // Per-layer pointers into the buffers above, carved once (the buffers never move).
+  ParameterView parameter_view_, transposed_view_;
+  std::vector<ParameterView> gradient_views_;                     // (threads)
   std::vector<float> rope_cos_, rope_sin_;                        // (max_rows, head_dim / 2)
 };
 

@@ -58,7 +58,7 @@ export function namedTensors(trainer: NativeTrainer, flat: Float32Array): NamedT
 /** Writes the HF checkpoint files (weights as `dtype`) into `dir`. */
 export function exportModel(dir: string, trainer: NativeTrainer, config: Record<string, unknown>, dtype: 'bf16' | 'f32'): void {
   fs.mkdirSync(dir, { recursive: true });
-  const { parameters } = trainer.getState();
+  const parameters = trainer.getParameters();
   const format: SafetensorsDtype = dtype === 'bf16' ? 'BF16' : 'F32';
   writeSafetensors(path.join(dir, 'model.safetensors'), namedTensors(trainer, parameters), format);
   writeJson(path.join(dir, 'config.json'), { ...config, torch_dtype: dtype === 'bf16' ? 'bfloat16' : 'float32' });
@@ -73,16 +73,16 @@ export function exportModel(dir: string, trainer: NativeTrainer, config: Record<
 /** Copies named weights from an HF checkpoint into the trainer (continual pretraining / fine-tuning). */
 export function loadInitialWeights(trainer: NativeTrainer, dir: string): void {
   const tensors = readCheckpointTensors(dir);
-  const state = trainer.getState();
+  const parameters = trainer.getParameters();
   for (const t of trainer.tensors()) {
     const source = tensors.get(t.name);
     if (!source) throw new Error(`${dir}: the checkpoint has no tensor ${t.name}`);
     if (source.data.length !== t.size || source.shape.join(',') !== t.shape.join(',')) {
       throw new Error(`${dir}: tensor ${t.name} has shape [${source.shape}], the model expects [${t.shape}]`);
     }
-    state.parameters.set(source.data, t.offset);
+    parameters.set(source.data, t.offset);
   }
-  trainer.setState({ parameters: state.parameters, step: 0 });
+  trainer.setState({ parameters, step: 0 });
 }
 
 export interface TrainerStateFile {
