@@ -42,7 +42,7 @@ attention_chunk_kernel(float* __restrict__ partial, const float* __restrict__ q,
                        const float* __restrict__ v_cache, int query_begin, int query_end, int start_pos,
                        int num_heads, int num_kv_heads, int head_dim, int queries_per_tile, int chunk_stride,
                        float scale) {
-  extern __shared__ float shared[];
+  float* shared = dynamic_shared_memory<float>();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int group = num_heads / num_kv_heads;
   const int kv_head = blockIdx.y;
@@ -203,15 +203,13 @@ Status launch_pass(float* out, const float* q, const float* k_cache, const float
   const dim3 grid(unsigned(chunk_stride), unsigned(num_kv_heads), unsigned(ceil_div(queries, queries_per_tile)));
   LS_RETURN_IF_ERROR(check_grid(grid, "attention_chunk"));
   const float scale = 1.0f / sqrtf(float(head_dim));
-  kernel<<<grid, kThreads, shared_bytes, stream>>>(workspace, q, k_cache, v_cache, query_begin, query_end, start_pos,
-                                                   num_heads, num_kv_heads, head_dim, queries_per_tile, chunk_stride,
-                                                   scale);
+  launch_kernel(kernel, grid, kThreads, shared_bytes, stream, workspace, q, k_cache, v_cache, query_begin, query_end,
+                start_pos, num_heads, num_kv_heads, head_dim, queries_per_tile, chunk_stride, scale);
   LS_RETURN_IF_ERROR(check_launch("attention_chunk"));
 
   const dim3 combine_grid(unsigned(ceil_div(size_t(queries) * num_heads, size_t(kWarps))), 1, 1);
   LS_RETURN_IF_ERROR(check_grid(combine_grid, "attention_combine"));
-  attention_combine_kernel<kDimsPerLane><<<combine_grid, kThreads, 0, stream>>>(
-      out, workspace, query_begin, query_end, start_pos, num_heads, head_dim, chunk_stride);
+  launch_kernel(attention_combine_kernel<kDimsPerLane>, combine_grid, kThreads, 0, stream, out, workspace, query_begin, query_end, start_pos, num_heads, head_dim, chunk_stride);
   return check_launch("attention_combine");
 }
 

@@ -4,10 +4,18 @@
 // Errors: launchers return a Status (never exit, never print). A launcher validates its arguments and launch
 // configuration before launching and checks cudaGetLastError() after; the backend keeps the first failure and
 // reports it from the next Status-returning call (its void ops cannot).
+//
+// The CPU emulator (cuda/emulator/) compiles these same files with the host compiler; the few places where it
+// must differ (the launch, dynamic shared memory, inline PTX in ptx.cuh) switch on LAYERSKIP_CUDA_EMULATOR.
 #pragma once
 #include <cuda_runtime.h>
 #include <cstdint>
 #include <string>
+#include <utility>
+
+#if defined(LAYERSKIP_CUDA_EMULATOR)
+#include "emulator/device.h"
+#endif
 
 #include "../core/status.h"
 
@@ -52,7 +60,29 @@ inline Status check_grid(dim3 grid, const char* kernel) {
 // Device-side storage types as the backend's dtype tags (values match DType in core/dtype.h).
 enum class WeightType : int { F32 = 0, F16 = 1, BF16 = 2 };
 
-#ifdef __CUDACC__
+#if defined(__CUDACC__) || defined(LAYERSKIP_CUDA_EMULATOR)
+
+// Every launch goes through here (no bare <<<>>>), so the emulator runs the very same launchers.
+template <typename... Params, typename... Args>
+inline void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
+                          Args... args) {
+#if defined(LAYERSKIP_CUDA_EMULATOR)
+  emulator::launch(reinterpret_cast<const void*>(kernel), grid, block, shared_bytes, stream, [=] { kernel(args...); });
+#else
+  kernel<<<grid, block, shared_bytes, stream>>>(args...);
+#endif
+}
+
+// The block's dynamic shared memory (the launch's shared_bytes), 16-byte aligned.
+template <typename T>
+__device__ __forceinline__ T* dynamic_shared_memory() {
+#if defined(LAYERSKIP_CUDA_EMULATOR)
+  return static_cast<T*>(emulator::dynamic_shared_memory());
+#else
+  extern __shared__ __align__(16) unsigned char layerskip_dynamic_shared[];
+  return reinterpret_cast<T*>(layerskip_dynamic_shared);
+#endif
+}
 
 // Fixed-shape butterfly reductions: every lane ends with the same value and the order of additions depends only
 // on the lane pattern, never on timing, so repeated runs and different batch sizes agree bit for bit.
@@ -89,6 +119,6 @@ __device__ __forceinline__ float block_sum(float value, float* scratch) {
   return result;
 }
 
-#endif  // __CUDACC__
+#endif  // __CUDACC__ || LAYERSKIP_CUDA_EMULATOR
 
 }  // namespace layerskip

@@ -40,7 +40,7 @@ Status embed_cuda(float* out, const int32_t* tokens, int n, const void* table, W
   if (out == nullptr || tokens == nullptr || table == nullptr) return Status::error("embed: null buffer");
   const dim3 grid(unsigned(ceil_div(cols, kThreads)), unsigned(n), 1);
   LS_RETURN_IF_ERROR(check_grid(grid, "embed"));
-  embed_kernel<<<grid, kThreads, 0, stream>>>(out, tokens, table, type, vocab, cols, padded_cols(cols));
+  launch_kernel(embed_kernel, grid, kThreads, 0, stream, out, tokens, table, type, vocab, cols, padded_cols(cols));
   return check_launch("embed");
 }
 

@@ -31,6 +31,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include "ptx.cuh"
+
 namespace layerskip {
 
 namespace {
@@ -64,18 +66,12 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], uint32_t a0, uint32_t a
 template <>
 __device__ __forceinline__ void mma_16816<Bf16Tag>(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                                    uint32_t b0, uint32_t b1) {
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-               "{%0,%1,%2,%3};\n"
-               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  mma_m16n8k16_bf16(d, a0, a1, a2, a3, b0, b1);
 }
 template <>
 __device__ __forceinline__ void mma_16816<F16Tag>(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                                   uint32_t b0, uint32_t b1) {
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-               "{%0,%1,%2,%3};\n"
-               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  mma_m16n8k16_f16(d, a0, a1, a2, a3, b0, b1);
 }
 
 // One 64-column chunk into a 16-row × 8-token f32 fragment (lane = 4g + t). row_lo / row_hi: the lane's 8 words
@@ -95,15 +91,6 @@ __device__ __forceinline__ void mma_chunk(float (&acc)[4], const uint32_t (&row_
 __device__ __forceinline__ void unpack_words(uint32_t (&words)[8], uint4 first, uint4 second) {
   words[0] = first.x; words[1] = first.y; words[2] = first.z; words[3] = first.w;
   words[4] = second.x; words[5] = second.y; words[6] = second.z; words[7] = second.w;
-}
-
-// Streaming 16-byte weight load that does not displace activations from L1.
-__device__ __forceinline__ uint4 load_streaming(const uint16_t* address) {
-  uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(address));
-  return v;
 }
 
 // The lane's 8 words of one f32 activation row for the chunk starting at column k0 (columns ≥ cols read as 0).
@@ -234,16 +221,6 @@ matmul_skinny_kernel(float* __restrict__ out, const float* __restrict__ in, cons
 
 __device__ __forceinline__ int swizzled_unit(int row, int unit) { return unit ^ ((row & 1) << 2); }
 
-__device__ __forceinline__ void cp_async16(void* shared_destination, const void* global_source, bool valid) {
-  const unsigned destination = static_cast<unsigned>(__cvta_generic_to_shared(shared_destination));
-  const int source_bytes = valid ? 16 : 0;  // 0: fill with zeros, read nothing
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(destination), "l"(global_source),
-               "r"(source_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending)); }
-
 __device__ __forceinline__ void read_tile_words(uint32_t (&words)[8], const uint16_t* tile, int row, int t) {
   const uint16_t* base = tile + row * kChunkCols;
   uint4 first = *reinterpret_cast<const uint4*>(base + swizzled_unit(row, t) * 8);
@@ -255,7 +232,7 @@ template <typename Tag>
 __global__ void __launch_bounds__(kGemmThreads)
 matmul_tiled_kernel(float* __restrict__ out, const uint16_t* __restrict__ in16, const uint16_t* __restrict__ weight,
                     int rows, int padded, int n, int out_stride) {
-  extern __shared__ __align__(16) uint8_t shared[];
+  uint8_t* shared = dynamic_shared_memory<uint8_t>();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
   const int row_base = blockIdx.x * kGemmRows, token_base = blockIdx.y * kGemmTokens;
@@ -411,11 +388,11 @@ Status launch_16bit(float* out, const float* in, const uint16_t* weight, int row
     const dim3 grid(unsigned(ceil_div(rows, 16)), 1, 1);
     LS_RETURN_IF_ERROR(check_grid(grid, "matmul_skinny"));
     if (n <= 8) {
-      if (vec4) matmul_skinny_kernel<Tag, 1, true><<<grid, kSkinnyWarps * 32, 0, stream>>>(out, in, weight, rows, cols, padded, n, out_stride);
-      else matmul_skinny_kernel<Tag, 1, false><<<grid, kSkinnyWarps * 32, 0, stream>>>(out, in, weight, rows, cols, padded, n, out_stride);
+      if (vec4) launch_kernel(matmul_skinny_kernel<Tag, 1, true>, grid, kSkinnyWarps * 32, 0, stream, out, in, weight, rows, cols, padded, n, out_stride);
+      else launch_kernel(matmul_skinny_kernel<Tag, 1, false>, grid, kSkinnyWarps * 32, 0, stream, out, in, weight, rows, cols, padded, n, out_stride);
     } else {
-      if (vec4) matmul_skinny_kernel<Tag, 2, true><<<grid, kSkinnyWarps * 32, 0, stream>>>(out, in, weight, rows, cols, padded, n, out_stride);
-      else matmul_skinny_kernel<Tag, 2, false><<<grid, kSkinnyWarps * 32, 0, stream>>>(out, in, weight, rows, cols, padded, n, out_stride);
+      if (vec4) launch_kernel(matmul_skinny_kernel<Tag, 2, true>, grid, kSkinnyWarps * 32, 0, stream, out, in, weight, rows, cols, padded, n, out_stride);
+      else launch_kernel(matmul_skinny_kernel<Tag, 2, false>, grid, kSkinnyWarps * 32, 0, stream, out, in, weight, rows, cols, padded, n, out_stride);
     }
     return check_launch("matmul_skinny");
   }
@@ -428,7 +405,7 @@ Status launch_16bit(float* out, const float* in, const uint16_t* weight, int row
   uint32_t* in16 = static_cast<uint32_t*>(workspace);
   const size_t words = size_t(n) * padded / 2;
   const unsigned convert_blocks = unsigned(std::min<size_t>(ceil_div(words, size_t(256)), 4096));
-  to_16bit_rows_kernel<Tag><<<convert_blocks, 256, 0, stream>>>(in16, in, n, cols, padded);
+  launch_kernel(to_16bit_rows_kernel<Tag>, convert_blocks, 256, 0, stream, in16, in, n, cols, padded);
   LS_RETURN_IF_ERROR(check_launch("to_16bit_rows"));
 
   LS_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(matmul_tiled_kernel<Tag>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -436,8 +413,8 @@ Status launch_16bit(float* out, const float* in, const uint16_t* weight, int row
                           "matmul_tiled shared memory opt-in");
   const dim3 grid(unsigned(ceil_div(rows, kGemmRows)), unsigned(ceil_div(n, kGemmTokens)), 1);
   LS_RETURN_IF_ERROR(check_grid(grid, "matmul_tiled"));
-  matmul_tiled_kernel<Tag><<<grid, kGemmThreads, kGemmSmemBytes, stream>>>(
-      out, reinterpret_cast<const uint16_t*>(in16), weight, rows, padded, n, out_stride);
+  launch_kernel(matmul_tiled_kernel<Tag>, grid, kGemmThreads, kGemmSmemBytes, stream, out,
+                reinterpret_cast<const uint16_t*>(in16), weight, rows, padded, n, out_stride);
   return check_launch("matmul_tiled");
 }
 
@@ -469,9 +446,9 @@ Status matmul_cuda(float* out, const float* in, const void* weight, WeightType t
       LS_RETURN_IF_ERROR(check_grid(grid, "matmul_f32"));
       const float* weight_f32 = static_cast<const float*>(weight);
       if (cols % 4 == 0 && aligned16(in)) {
-        matmul_f32_kernel<true><<<grid, kF32Warps * 32, 0, stream>>>(out, in, weight_f32, rows, cols, padded, n, out_stride);
+        launch_kernel(matmul_f32_kernel<true>, grid, kF32Warps * 32, 0, stream, out, in, weight_f32, rows, cols, padded, n, out_stride);
       } else {
-        matmul_f32_kernel<false><<<grid, kF32Warps * 32, 0, stream>>>(out, in, weight_f32, rows, cols, padded, n, out_stride);
+        launch_kernel(matmul_f32_kernel<false>, grid, kF32Warps * 32, 0, stream, out, in, weight_f32, rows, cols, padded, n, out_stride);
       }
       return check_launch("matmul_f32");
     }

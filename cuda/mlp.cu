@@ -32,14 +32,14 @@ unsigned blocks_for(size_t count) { return unsigned(std::min(ceil_div(count, siz
 Status swiglu_cuda(float* out, const float* gate, const float* up, size_t count, cudaStream_t stream) {
   if (count == 0) return Status::ok();
   if (out == nullptr || gate == nullptr || up == nullptr) return Status::error("swiglu: null buffer");
-  swiglu_kernel<<<blocks_for(count), kThreads, 0, stream>>>(out, gate, up, count);
+  launch_kernel(swiglu_kernel, blocks_for(count), kThreads, 0, stream, out, gate, up, count);
   return check_launch("swiglu");
 }
 
 Status add_cuda(float* accumulate, const float* in, size_t count, cudaStream_t stream) {
   if (count == 0) return Status::ok();
   if (accumulate == nullptr || in == nullptr) return Status::error("add: null buffer");
-  add_kernel<<<blocks_for(count), kThreads, 0, stream>>>(accumulate, in, count);
+  launch_kernel(add_kernel, blocks_for(count), kThreads, 0, stream, accumulate, in, count);
   return check_launch("add");
 }
 

@@ -43,7 +43,7 @@ Status check_shape(const void* out, const void* in, const float* weight, int n, 
 
 Status rmsnorm_cuda(float* out, const float* in, const float* weight, int n, int dim, float eps, cudaStream_t stream) {
   LS_RETURN_IF_ERROR(check_shape(out, in, weight, n, dim));
-  rmsnorm_kernel<false><<<unsigned(n), kThreads, 0, stream>>>(out, nullptr, in, weight, dim, eps);
+  launch_kernel(rmsnorm_kernel<false>, unsigned(n), kThreads, 0, stream, out, nullptr, in, weight, dim, eps);
   return check_launch("rmsnorm");
 }
 
@@ -51,7 +51,7 @@ Status add_rmsnorm_cuda(float* residual, float* normed, const float* delta, cons
                         float eps, cudaStream_t stream) {
   LS_RETURN_IF_ERROR(check_shape(normed, delta, weight, n, dim));
   if (residual == nullptr) return Status::error("add_rmsnorm: null residual");
-  rmsnorm_kernel<true><<<unsigned(n), kThreads, 0, stream>>>(normed, residual, delta, weight, dim, eps);
+  launch_kernel(rmsnorm_kernel<true>, unsigned(n), kThreads, 0, stream, normed, residual, delta, weight, dim, eps);
   return check_launch("add_rmsnorm");
 }
 

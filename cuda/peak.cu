@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include "common.cuh"
+#include "ptx.cuh"
 
 namespace layerskip {
 
@@ -21,10 +22,7 @@ __global__ void __launch_bounds__(kMmaThreads) mma_rate_kernel(float* sink, uint
   for (int i = 0; i < kMmaIterations; i++) {
 #pragma unroll
     for (int c = 0; c < kMmaChains; c++) {
-      asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                   "{%0,%1,%2,%3};\n"
-                   : "+f"(acc[c][0]), "+f"(acc[c][1]), "+f"(acc[c][2]), "+f"(acc[c][3])
-                   : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+      mma_m16n8k16_bf16(acc[c], a0, a1, a2, a3, b0, b1);
     }
   }
   float total = 0.0f;
@@ -97,7 +95,7 @@ Status cuda_measure_mma_tflops(int device_index, double* tflops) {
   double seconds = 0.0;
   Status status = time_on_stream(
       [&](cudaStream_t stream) {
-        mma_rate_kernel<<<blocks, kMmaThreads, 0, stream>>>(sink, 12345u);
+        launch_kernel(mma_rate_kernel, blocks, kMmaThreads, 0, stream, sink, 12345u);
         return check_launch("mma_rate");
       },
       &seconds);

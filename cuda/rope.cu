@@ -38,8 +38,8 @@ Status rope_cuda(float* vectors, int n, int row_stride, int num_heads, int head_
   const size_t threads = size_t(n) * num_heads * (head_dim / 2);
   const size_t blocks = ceil_div(threads, size_t(kThreads));
   if (blocks > 0x7fffffffu) return Status::error("rope: too many rows");
-  rope_kernel<<<unsigned(blocks), kThreads, 0, stream>>>(vectors, n, row_stride, num_heads, head_dim / 2, start_pos,
-                                                         cos_table, sin_table);
+  launch_kernel(rope_kernel, unsigned(blocks), kThreads, 0, stream, vectors, n, row_stride, num_heads, head_dim / 2,
+                start_pos, cos_table, sin_table);
   return check_launch("rope");
 }
 

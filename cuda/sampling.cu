@@ -272,8 +272,8 @@ Status sample_cuda(SampledToken* out, const float* logits, int n, int vocab, con
   if (!greedy && (!(params.top_p > 0.0f) || params.top_k < 0)) {
     return Status::error("sample: top_p must be in (0, 1] and top_k ≥ 0");
   }
-  sample_kernel<<<unsigned(n), kThreads, 0, stream>>>(out, logits, workspace, vocab, params.temperature, params.top_k,
-                                                      params.top_p, uniforms);
+  launch_kernel(sample_kernel, unsigned(n), kThreads, 0, stream, out, logits, workspace, vocab, params.temperature,
+                params.top_k, params.top_p, uniforms);
   return check_launch("sample");
 }
 

@@ -1,6 +1,7 @@
 // A minimal test registry for the core executable: TEST(name) { CHECK(...); } and a main that runs them.
 // `layerskip_core_tests [filter]` runs tests whose name contains filter; `layerskip_core_tests --bench [filter]`
-// runs BENCH(name) entries instead. The last line is "N passed, N failed".
+// runs BENCH(name) entries instead; `--list` prints the selected names instead of running them.
+// The last line is "N passed, N failed".
 #pragma once
 #include <cmath>
 #include <cstdio>
@@ -58,6 +59,10 @@ struct Registrar {
       ::layerskip::testing::report_failure(__FILE__, __LINE__, check_stream_.str());                 \
     }                                                                                                \
   } while (0)
+
+// Both operands are printed on failure (and evaluated twice: keep them free of side effects).
+#define CHECK_EQ(actual, expected) \
+  CHECK_MSG((actual) == (expected), "CHECK_EQ(" #actual ", " #expected "): " << (actual) << " != " << (expected))
 
 #define CHECK_OK(expr)                                                                               \
   do {                                                                                               \

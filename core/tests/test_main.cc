@@ -33,16 +33,25 @@ bool current_test_skipped() { return skipped_current; }
 
 int main(int argc, char** argv) {
   using namespace layerskip::testing;
-  bool bench = false;
+  bool bench = false, list = false;
   std::string filter;
   for (int i = 1; i < argc; i++) {
-    if (std::strcmp(argv[i], "--bench") == 0) bench = true;
-    else filter = argv[i];
+    if (std::strcmp(argv[i], "--bench") == 0) {
+      bench = true;
+    } else if (std::strcmp(argv[i], "--list") == 0) {
+      list = true;
+    } else {
+      filter = argv[i];
+    }
   }
   int passed = 0, failed = 0, skipped = 0;
   for (const Entry& entry : registry()) {
     if (entry.is_bench != bench) continue;
     if (!filter.empty() && entry.name.find(filter) == std::string::npos) continue;
+    if (list) {
+      std::printf("%s\n", entry.name.c_str());
+      continue;
+    }
     failures_in_current = 0;
     skipped_current = false;
     auto start = std::chrono::steady_clock::now();
@@ -60,6 +69,7 @@ int main(int argc, char** argv) {
     }
     std::fflush(stdout);
   }
+  if (list) return 0;
   std::printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
   return failed == 0 ? 0 : 1;
 }
