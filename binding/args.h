@@ -21,8 +21,8 @@ inline std::string string_arg(const Napi::CallbackInfo& info, size_t index, cons
   return info[index].As<Napi::String>().Utf8Value();
 }
 
-// An Int32Array argument, copied (a worker must not read JS memory off the JS thread).
-// A copy of a typed-array argument of element type T (napi `type`, named `type_name` in the error).
+// A copy of a typed-array argument of element type T (napi `type`, named `type_name` in the error): a worker must
+// not read JS memory off the JS thread.
 template <typename T>
 std::vector<T> typed_array_arg(const Napi::CallbackInfo& info, size_t index, const char* name,
                                napi_typedarray_type type, const char* type_name) {
@@ -36,6 +36,17 @@ std::vector<T> typed_array_arg(const Napi::CallbackInfo& info, size_t index, con
 
 inline std::vector<int32_t> int32_array_arg(const Napi::CallbackInfo& info, size_t index, const char* name) {
   return typed_array_arg<int32_t>(info, index, name, napi_int32_array, "an Int32Array");
+}
+
+// Optional Int32Array field of an options object, copied; empty when absent.
+inline std::vector<int32_t> int32_array_field(const Napi::Object& options, const char* key) {
+  Napi::Value value = options.Get(key);
+  if (value.IsUndefined() || value.IsNull()) return {};
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    throw Napi::TypeError::New(options.Env(), std::string(key) + " must be an Int32Array");
+  }
+  Napi::Int32Array array = value.As<Napi::Int32Array>();
+  return std::vector<int32_t>(array.Data(), array.Data() + array.ElementLength());
 }
 
 inline int64_t integer_arg(const Napi::CallbackInfo& info, size_t index, const char* name, int64_t minimum,

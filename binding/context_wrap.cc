@@ -22,6 +22,7 @@ void ContextWrap::Register(Napi::Env env, Napi::Object exports) {
                                     InstanceMethod<&ContextWrap::ReadHidden>("readHidden"),
                                     InstanceMethod<&ContextWrap::ReserveSpeculation>("reserveSpeculation"),
                                     InstanceMethod<&ContextWrap::Draft>("draft"),
+                                    InstanceMethod<&ContextWrap::DraftRun>("draftRun"),
                                     InstanceMethod<&ContextWrap::Verify>("verify"),
                                     InstanceMethod<&ContextWrap::ExitRows>("exitRows"),
                                     InstanceMethod<&ContextWrap::Truncate>("truncate"),
@@ -196,6 +197,48 @@ Napi::Value ContextWrap::Draft(const Napi::CallbackInfo& info) {
         result.Set("token", proposal->token);
         result.Set("probability", proposal->probability);
         result.Set("confidence", proposal->confidence);
+        return result;
+      });
+  return worker->start();
+}
+
+// draftRun(token, { exitLayer, temperature, topK, topP, maxDrafts, draftConfidence, stopTokenIds: Int32Array,
+//                    uniforms: Float64Array(max(1, maxDrafts)) })
+//   → Promise<{ tokens: Int32Array, probabilities: Float32Array, confidences: Float32Array }>: the kept proposals
+//   of a whole draft phase (Context::draft_run), one native call instead of one per draft.
+Napi::Value ContextWrap::DraftRun(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Context* context = live_context(env, "draftRun");
+  const ModelConfig& config = model_wrap_->model()->config();
+  int32_t token = int32_t(integer_arg(info, 0, "token", 0, config.vocab_size - 1));
+  Napi::Object options = object_arg(info, 1, "options");
+  int exit_layer = integer_field(options, "exitLayer", config.num_layers, 1, config.num_layers);
+  int max_drafts = integer_field(options, "maxDrafts", 1, 0, context->max_batch() - 1);
+  float min_confidence = float(number_field(options, "draftConfidence", 0.0, 0.0, 1.0));
+  std::vector<int32_t> stop_tokens = int32_array_field(options, "stopTokenIds");
+  SamplingParams params = sampling_params(options);
+  std::vector<double> uniforms = uniforms_field(options, params, std::max(1, max_drafts), "max(1, maxDrafts) values");
+  auto kept = std::make_shared<std::vector<DraftProposal>>();
+  auto* worker = new PromiseWorker<ContextWrap>(
+      env, Value(), this,
+      [=, uniforms = std::move(uniforms), stop_tokens = std::move(stop_tokens)] {
+        return context->draft_run(token, exit_layer, params, max_drafts, min_confidence, stop_tokens,
+                                  uniforms.empty() ? nullptr : uniforms.data(), kept.get());
+      },
+      [kept](Napi::Env env) -> Napi::Value {
+        size_t count = kept->size();
+        Napi::Int32Array tokens = Napi::Int32Array::New(env, count);
+        Napi::Float32Array probabilities = Napi::Float32Array::New(env, count);
+        Napi::Float32Array confidences = Napi::Float32Array::New(env, count);
+        for (size_t i = 0; i < count; i++) {
+          tokens[i] = (*kept)[i].token;
+          probabilities[i] = (*kept)[i].probability;
+          confidences[i] = (*kept)[i].confidence;
+        }
+        Napi::Object result = Napi::Object::New(env);
+        result.Set("tokens", tokens);
+        result.Set("probabilities", probabilities);
+        result.Set("confidences", confidences);
         return result;
       });
   return worker->start();

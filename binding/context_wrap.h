@@ -29,6 +29,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   Napi::Value ReadHidden(const Napi::CallbackInfo& info);
   Napi::Value ReserveSpeculation(const Napi::CallbackInfo& info);
   Napi::Value Draft(const Napi::CallbackInfo& info);
+  Napi::Value DraftRun(const Napi::CallbackInfo& info);
   Napi::Value Verify(const Napi::CallbackInfo& info);
   Napi::Value ExitRows(const Napi::CallbackInfo& info);
   Napi::Value Truncate(const Napi::CallbackInfo& info);

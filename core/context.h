@@ -89,6 +89,12 @@ class Context {
   Status reserve_speculation(int num_speculations);
   // `token` is x for a step's first draft, else the previous proposal. params.temperature 0 = greedy.
   Status draft(int32_t token, int exit_layer, const SamplingParams& params, double uniform, DraftProposal* out);
+  // A whole draft phase in one call: draft() from `token`, then from each kept proposal, until max_drafts proposals
+  // are kept, a kept proposal is a stop token, or a proposal's confidence is below min_confidence (that one is not
+  // kept, though its pass ran: verify(kept.size()) then drops it). `uniforms` (sampling only) has
+  // max(1, max_drafts) entries, one per pass. `kept` receives the kept proposals in order.
+  Status draft_run(int32_t token, int exit_layer, const SamplingParams& params, int max_drafts, float min_confidence,
+                   const std::vector<int32_t>& stop_tokens, const double* uniforms, std::vector<DraftProposal>* kept);
   // Verifies the first `draft_count` proposals; `out` and `uniforms` (sampling only) have draft_count + 1 entries.
   Status verify(int draft_count, const SamplingParams& params, const double* uniforms, VerifyRow* out);
   // Rows in the exit cache (0 between steps).

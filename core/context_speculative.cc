@@ -79,6 +79,25 @@ Status Context::draft(int32_t token, int exit_layer, const SamplingParams& param
   return Status::ok();
 }
 
+Status Context::draft_run(int32_t token, int exit_layer, const SamplingParams& params, int max_drafts,
+                          float min_confidence, const std::vector<int32_t>& stop_tokens, const double* uniforms,
+                          std::vector<DraftProposal>* kept) {
+  if (max_drafts < 0) return Status::error("draft_run: max_drafts must be ≥ 0, got " + std::to_string(max_drafts));
+  if (params.temperature > 0 && uniforms == nullptr) return Status::error("draft_run: sampling needs uniforms");
+  kept->clear();
+  for (int pass = 0;; pass++) {
+    DraftProposal proposal;
+    LS_RETURN_IF_ERROR(draft(token, exit_layer, params, uniforms ? uniforms[pass] : 0.0, &proposal));
+    if (int(kept->size()) == max_drafts || proposal.confidence < min_confidence) return Status::ok();
+    kept->push_back(proposal);
+    if (int(kept->size()) == max_drafts ||
+        std::find(stop_tokens.begin(), stop_tokens.end(), proposal.token) != stop_tokens.end()) {
+      return Status::ok();
+    }
+    token = proposal.token;
+  }
+}
+
 // Picks the proposal from logits row 0; sampling keeps the row's whole distribution for the acceptance rule.
 Status Context::pick_draft(const SamplingParams& params, double uniform, DraftProposal* out) {
   if (!speculation_sampled_) {

@@ -101,6 +101,26 @@ export interface NativeDraftProposal {
   confidence: number;
 }
 
+export interface NativeDraftRunOptions extends NativeSamplingOptions {
+  /** E: the drafts run layers [0, exitLayer). */
+  exitLayer: number;
+  /** Stop once this many proposals are kept (0: one pass whose proposal is dropped). */
+  maxDrafts: number;
+  /** A proposal whose top probability is below this is dropped and ends the run (0 = never). */
+  draftConfidence?: number;
+  /** A kept proposal among these ends the run. */
+  stopTokenIds?: Int32Array;
+  /** max(1, maxDrafts) uniforms in [0, 1), one per pass; required when temperature > 0. */
+  uniforms?: Float64Array;
+}
+
+/** The kept proposals of one draft phase, in order (see NativeDraftProposal). */
+export interface NativeDraftRun {
+  tokens: Int32Array;
+  probabilities: Float32Array;
+  confidences: Float32Array;
+}
+
 export interface NativeVerifyOptions extends NativeSamplingOptions {
   /** draftCount + 1 uniforms in [0, 1); required when temperature > 0. */
   uniforms?: Float64Array;
@@ -144,6 +164,12 @@ export interface NativeContext {
   reserveSpeculation(numSpeculations: number): void;
   /** Runs `token` through layers [0, exitLayer) at the step's next position and proposes the token after it. */
   draft(token: number, options: NativeDraftOptions): Promise<NativeDraftProposal>;
+  /**
+   * A whole draft phase in one call: draft from `token`, then from each kept proposal, until maxDrafts are kept, a
+   * kept proposal is a stop token, or one falls below draftConfidence (dropped; verify(tokens.length) then drops its
+   * pass too).
+   */
+  draftRun(token: number, options: NativeDraftRunOptions): Promise<NativeDraftRun>;
   /** Runs layers [exitLayer, L) once over the step's positions and picks each row's token (see NativeVerifyResult). */
   verify(draftCount: number, options?: NativeVerifyOptions): Promise<NativeVerifyResult>;
   /** Rows in the exit cache (0 between speculative steps). */

@@ -6,6 +6,9 @@
 // CUDA suite (test/cuda.test.ts) against that addon. The emulated addon is for these tests only.
 // Needs cmake and the CUDA toolkit's headers (not a GPU or driver); without them it says so and exits 0.
 // LAYERSKIP_EMULATOR_BUILD_DIR=DIR builds elsewhere; arguments narrow the C++ tests by name (substring) and skip mocha.
+// LAYERSKIP_EMULATOR_ASAN=1 builds the C++ tests with AddressSanitizer instead (build-cuda-emulator-asan/, no addon):
+// device allocations are exact-size heap blocks, so a kernel reading or writing past a buffer is reported with its
+// kernel, file and line. About 2–3× slower.
 import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { existsSync, rmSync } from 'node:fs';
@@ -15,7 +18,12 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
-const buildDir = path.resolve(root, process.env.LAYERSKIP_EMULATOR_BUILD_DIR ?? 'build-cuda-emulator');
+const asan = process.env.LAYERSKIP_EMULATOR_ASAN === '1';
+const buildDir = path.resolve(
+  root,
+  process.env.LAYERSKIP_EMULATOR_BUILD_DIR ?? (asan ? 'build-cuda-emulator-asan' : 'build-cuda-emulator'),
+);
+const asanFlags = '-fsanitize=address -fno-omit-frame-pointer';
 const filters = process.argv.slice(2);
 const jobs = Math.max(1, availableParallelism());
 
@@ -29,17 +37,23 @@ function skip(reason) {
 }
 
 if (run('cmake', ['--version']).error) skip('cmake is not installed');
-// cmake-js configures the same tree plus the addon target; plain cmake (no addon, no mocha suite) without it.
+// cmake-js configures the same tree plus the addon target; plain cmake (no addon, no mocha suite) without it, or
+// under AddressSanitizer (an instrumented addon cannot load into an uninstrumented node).
 let cmakeJs;
 try {
-  cmakeJs = path.join(path.dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
+  cmakeJs = asan ? undefined : path.join(path.dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
 } catch {
   cmakeJs = undefined;
 }
 const configureOnce = () =>
   cmakeJs
     ? run(process.execPath, [cmakeJs, 'configure', '--log-level', 'warn', '--out', buildDir, '--CDLAYERSKIP_CUDA_EMULATOR=ON'])
-    : run('cmake', ['-S', root, '-B', buildDir, '-DLAYERSKIP_CUDA_EMULATOR=ON', '-DCMAKE_BUILD_TYPE=Release']);
+    : run('cmake', [
+        '-S', root, '-B', buildDir, '-DLAYERSKIP_CUDA_EMULATOR=ON',
+        ...(asan
+          ? ['-DCMAKE_BUILD_TYPE=RelWithDebInfo', `-DCMAKE_CXX_FLAGS=${asanFlags}`, `-DCMAKE_EXE_LINKER_FLAGS=${asanFlags}`]
+          : ['-DCMAKE_BUILD_TYPE=Release']),
+      ]);
 let configure = configureOnce();
 if (configure.status !== 0 && `${configure.stdout}${configure.stderr}`.toLowerCase().includes('does not match the generator')) {
   rmSync(buildDir, { recursive: true, force: true });  // configured earlier with another generator: start over
@@ -52,7 +66,7 @@ if (configure.status !== 0) {
   process.exit(1);
 }
 process.stdout.write(`layerskip: building the CUDA emulator tests in ${path.relative(root, buildDir)} …\n`);
-const build = run('cmake', ['--build', buildDir, '-j', String(jobs)]);
+const build = run('cmake', ['--build', buildDir, '-j', String(jobs), ...(cmakeJs ? [] : ['--target', 'layerskip_core_tests'])]);
 if (build.status !== 0) {
   process.stderr.write(`${build.stdout}${build.stderr}`);
   process.exit(1);
@@ -74,7 +88,8 @@ async function worker() {
   for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
     const { code, output } = await new Promise((resolve) => {
       // Through sh so stderr (the emulator's launch-failure reasons) interleaves with stdout in order.
-      const child = spawn('sh', ['-c', '"$0" "$1" 2>&1', executable, name], { cwd: root });
+      const env = asan ? { ...process.env, ASAN_OPTIONS: 'detect_leaks=0' } : process.env;
+      const child = spawn('sh', ['-c', '"$0" "$1" 2>&1', executable, name], { cwd: root, env });
       let text = '';
       child.stdout.on('data', (chunk) => { text += chunk; });
       child.on('close', (status) => resolve({ code: status, output: text }));
@@ -93,7 +108,7 @@ async function worker() {
 }
 await Promise.all(Array.from({ length: Math.min(jobs, names.length) }, worker));
 const seconds = ((Date.now() - started) / 1000).toFixed(0);
-process.stdout.write(`CUDA emulator, C++: ${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped (${seconds}s, ${jobs} at a time)\n`);
+process.stdout.write(`CUDA emulator${asan ? ' (AddressSanitizer)' : ''}, C++: ${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped (${seconds}s, ${jobs} at a time)\n`);
 
 // The JavaScript side of the CUDA backend (device selection, upload progress, memory info, generation).
 const addon = path.join(buildDir, 'Release', 'layerskip.node');

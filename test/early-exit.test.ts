@@ -68,4 +68,66 @@ describe('early exit', function () {
       native.dispose();
     }
   });
+
+  it('draftRun does in one call what successive draft calls do: max drafts, stop tokens, confidence cuts, sampling', async function () {
+    const native: NativeModel = await loadNative(dirs['tiny-deep'], 1);
+    const prompt = Int32Array.from(tokenSequence(5, 512, 34));
+    const exitLayer = 3;
+    type Options = { maxDrafts: number; draftConfidence?: number; stopTokenIds?: number[]; temperature?: number };
+    // The rule draftRun implements, spelled out with one draft call per pass.
+    async function draftOneByOne(context: ReturnType<NativeModel['createContext']>, options: Options, uniforms?: Float64Array) {
+      const kept: { token: number; probability: number; confidence: number }[] = [];
+      let token = 9;
+      for (let pass = 0; ; pass++) {
+        const proposal = await context.draft(token, { exitLayer, temperature: options.temperature, uniform: uniforms?.[pass] });
+        if (kept.length === options.maxDrafts || proposal.confidence < (options.draftConfidence ?? 0)) break;
+        kept.push(proposal);
+        if (kept.length === options.maxDrafts || options.stopTokenIds?.includes(proposal.token)) break;
+        token = proposal.token;
+      }
+      return kept;
+    }
+    async function both(options: Options) {
+      const uniforms = options.temperature ? Float64Array.from({ length: Math.max(1, options.maxDrafts) }, (_, i) => (i * 0.37 + 0.11) % 1) : undefined;
+      const one = native.createContext({ contextLength: 64 });
+      const many = native.createContext({ contextLength: 64 });
+      try {
+        for (const context of [one, many]) {
+          context.reserveSpeculation(6);
+          await context.evaluate(prompt, { logitRows: 0 });
+        }
+        const expected = await draftOneByOne(one, options, uniforms);
+        const run = await many.draftRun(9, {
+          exitLayer, temperature: options.temperature, maxDrafts: options.maxDrafts, draftConfidence: options.draftConfidence,
+          stopTokenIds: options.stopTokenIds ? Int32Array.from(options.stopTokenIds) : undefined, uniforms,
+        });
+        assert.deepEqual(Array.from(run.tokens), expected.map((p) => p.token), JSON.stringify(options));
+        assert.deepEqual(Array.from(run.confidences), expected.map((p) => Math.fround(p.confidence)));
+        assert.deepEqual(Array.from(run.probabilities), expected.map((p) => Math.fround(p.probability)));
+        assert.equal(many.exitRows(), one.exitRows());
+        const verifyUniforms = options.temperature ? new Float64Array(expected.length + 1).fill(0.5) : undefined;
+        const [a, b] = await Promise.all([one, many].map((c) => c.verify(expected.length, { temperature: options.temperature, uniforms: verifyUniforms })));
+        assert.deepEqual(Array.from(b.tokens), Array.from(a.tokens));
+        return expected.length;
+      } finally {
+        one.dispose();
+        many.dispose();
+      }
+    }
+    try {
+      assert.equal(await both({ maxDrafts: 4 }), 4);
+      assert.equal(await both({ maxDrafts: 0 }), 0);
+      // A stop token and a confidence threshold taken from a plain run, so each really ends the run early.
+      const plain = native.createContext({ contextLength: 64 });
+      plain.reserveSpeculation(6);
+      await plain.evaluate(prompt, { logitRows: 0 });
+      const reference = await plain.draftRun(9, { exitLayer, maxDrafts: 6 });
+      plain.dispose();
+      assert.ok((await both({ maxDrafts: 6, stopTokenIds: [reference.tokens[2]] })) <= 3);
+      assert.ok((await both({ maxDrafts: 6, draftConfidence: reference.confidences[2] + 1e-6 })) <= 2);
+      assert.equal(await both({ maxDrafts: 5, temperature: 0.9 }), 5);
+    } finally {
+      native.dispose();
+    }
+  });
 });

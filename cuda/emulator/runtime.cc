@@ -78,9 +78,12 @@ cudaError_t cudaMalloc(void** pointer, size_t bytes) {
   if (state().allocated_bytes + rounded > layerskip::emulator::kDeviceMemoryBytes) {
     return set_error(cudaErrorMemoryAllocation);
   }
-  void* memory = std::aligned_alloc(layerskip::emulator::kAllocationAlign, rounded == 0 ? 256 : rounded);
-  if (memory == nullptr) return set_error(cudaErrorMemoryAllocation);
-  std::memset(memory, 0xff, rounded);
+  // Exactly `bytes` (not rounded up), so an AddressSanitizer build flags a kernel reading past what was asked for.
+  void* memory = nullptr;
+  if (posix_memalign(&memory, layerskip::emulator::kAllocationAlign, bytes == 0 ? 1 : bytes) != 0) {
+    return set_error(cudaErrorMemoryAllocation);
+  }
+  std::memset(memory, 0xff, bytes);
   state().allocations[static_cast<const char*>(memory)] = bytes;
   state().allocated_bytes += rounded;
   *pointer = memory;

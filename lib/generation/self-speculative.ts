@@ -76,18 +76,19 @@ export async function selfSpeculativeStep(
   const room = Math.min(sequence.contextLength - 1 - sequence.length, settings.tokensLeft() - 1);
   const maxDrafts = Math.max(0, Math.min(settings.numSpeculations, room));
 
-  // 1. Draft: each pass runs one token through [0, E) into the exit cache and proposes the next.
+  // 1. Draft: each pass runs one token through [0, E) into the exit cache and proposes the next — the whole run in
+  //    one native call (per-call overhead is a large share of a small model's draft pass).
   const draftStarted = performance.now();
-  const drafts: number[] = [];
-  let token = last;
-  while (true) {
-    const proposal = await native.draft(token, { exitLayer, ...sampling, uniform: sampled ? random.next() : undefined });
-    if (drafts.length === maxDrafts || proposal.confidence < settings.draftConfidence) break;
-    drafts.push(proposal.token);
-    settings.onSpeculation?.({ type: 'draft', token: proposal.token });
-    if (drafts.length === maxDrafts || settings.stopTokenIds.has(proposal.token)) break;
-    token = proposal.token;
-  }
+  const run = await native.draftRun(last, {
+    exitLayer,
+    ...sampling,
+    maxDrafts,
+    draftConfidence: settings.draftConfidence,
+    stopTokenIds: Int32Array.from(settings.stopTokenIds),
+    uniforms: sampled ? random.uniforms(Math.max(1, maxDrafts)) : undefined,
+  });
+  const drafts = Array.from(run.tokens);
+  for (const token of drafts) settings.onSpeculation?.({ type: 'draft', token });
 
   // 2. Verify: layers [E, L) once over [x, d1 … dj].
   const verifyStarted = performance.now();
