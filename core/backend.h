@@ -38,11 +38,25 @@ struct SamplingParams {
   float top_p = 1.0f;   // 1 = off
 };
 
-// The chosen token and its probability under the (tempered, truncated) distribution it was drawn from;
-// for greedy, the softmax probability of the argmax at temperature 1.
+// The chosen token and its probability under the (tempered, truncated) distribution it was drawn from, and that
+// distribution's largest probability (what draftConfidence compares); for greedy, both are the softmax
+// probability of the argmax at temperature 1.
 struct SampledToken {
   int32_t token = -1;
   float probability = 0.0f;
+  float top_probability = 0.0f;
+};
+
+// One verified row i of a self-speculative step: the token after position n + i, and for a row that checks draft
+// d_{i+1} the two probabilities the acceptance rule needs.
+//   Greedy: `token` is the verifier's argmax; p_verify(d_{i+1}) is 1 when d_{i+1} is that argmax, else 0, and
+//     p_draft(d_{i+1}) is 1.
+//   Sampling: `token` is drawn from normalize(max(0, p_verify − p_draft)) (used only if d_{i+1} is rejected);
+//     on the last row, which checks no draft, it is the bonus draw from p_verify.
+struct VerifyRow {
+  int32_t token = -1;
+  float verify_probability = 0.0f;
+  float draft_probability = 0.0f;
 };
 
 // Memory a backend holds, and for a device with memory of its own, how much of it is free.
@@ -53,6 +67,23 @@ struct BackendMemory {
   bool has_device_memory = false; // false for the CPU: the two below are then 0
   size_t device_free_bytes = 0;
   size_t device_total_bytes = 0;
+};
+
+// Speculative sampling (temperature > 0) for one context, on its backend: the draft rows' distributions stay where
+// the logits are (host for the CPU, device memory for CUDA) until the step's verification.
+class SpeculativeSampler {
+ public:
+  virtual ~SpeculativeSampler() = default;
+  // Samples draft row `draft_row` (< capacity) of a step from one logits row, as Backend::sample, and keeps its
+  // distribution for verify() (the next step's drafts overwrite it).
+  virtual Status sample_draft(SampledToken* out, const float* logits, const SamplingParams& params, double uniform,
+                              int draft_row) = 0;
+  // Verifies rows [row_begin, row_begin + n) of the step from logits rows [0, n), distributions as Backend::sample.
+  // Row r < drafted checks draft_tokens[r] (host) against kept draft row r: out[i] = {a draw from
+  // normalize(max(0, p_verify − p_draft)) with uniforms[i] (from p_verify when that has no mass), p_verify(d),
+  // p_draft(d)}; a row r ≥ drafted draws from p_verify: {token, 0, 0}. Results land in host memory.
+  virtual Status verify(VerifyRow* out, const float* logits, int row_begin, int n, int drafted,
+                        const int32_t* draft_tokens, const SamplingParams& params, const double* uniforms) = 0;
 };
 
 class Backend {
@@ -111,6 +142,9 @@ class Backend {
   // Results land in host memory.
   virtual Status sample(SampledToken* out, const float* logits, int n, int vocab, const SamplingParams& params,
                         const double* uniforms) = 0;
+
+  // Speculative sampling's state for one context (see SpeculativeSampler), for up to `capacity` draft rows.
+  virtual Status make_speculative_sampler(int capacity, int vocab, std::unique_ptr<SpeculativeSampler>* out) = 0;
 };
 
 // The CPU backend; `threads` ≤ 0 means one per core.

@@ -10,7 +10,6 @@
 
 #include "backend.h"
 #include "model.h"
-#include "token_distribution.h"
 
 namespace layerskip {
 
@@ -20,18 +19,6 @@ struct DraftProposal {
   int32_t token = -1;
   float probability = 0.0f;
   float confidence = 0.0f;
-};
-
-// One verified row i: the token after position n + i, and for a row that checks draft d_{i+1} the two
-// probabilities the acceptance rule needs.
-//   Greedy: `token` is the verifier's argmax; p_verify(d_{i+1}) is 1 when d_{i+1} is that argmax, else 0, and
-//     p_draft(d_{i+1}) is 1.
-//   Sampling: `token` is drawn from normalize(max(0, p_verify − p_draft)) (used only if d_{i+1} is rejected);
-//     on the last row, which checks no draft, it is the bonus draw from p_verify.
-struct VerifyRow {
-  int32_t token = -1;
-  float verify_probability = 0.0f;
-  float draft_probability = 0.0f;
 };
 
 struct ContextOptions {
@@ -104,7 +91,6 @@ class Context {
   Context(const Model& model) : model_(model), backend_(model.backend()) {}
   Status allocate(float** buffer, size_t count);
   Status check_step_lengths(const char* step, int layers_below_exit) const;
-  Status pick_draft(const SamplingParams& params, double uniform, DraftProposal* out);
   Status pick_verified(int row_begin, int count, const SamplingParams& params, const double* uniforms, VerifyRow* out);
 
   const Model& model_;
@@ -136,11 +122,7 @@ class Context {
   int speculation_start_ = 0;       // n: the position of the step's first exit row
   bool speculation_sampled_ = false;
   std::vector<int32_t> draft_tokens_;                // (exit_rows) proposals d1, d2, …
-  // Sampling only (host): each draft row's distribution, the verify row's, a logits row and a zeroed scratch.
-  std::vector<TokenDistribution> draft_distributions_;  // (exit_capacity)
-  TokenDistribution verify_distribution_;
-  std::vector<float> host_logits_;                   // (vocab)
-  std::vector<double> residual_scratch_;             // (vocab) zeros
+  std::unique_ptr<SpeculativeSampler> speculative_sampler_;  // sampling only: draft rows' distributions
 };
 
 }  // namespace layerskip

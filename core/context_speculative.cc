@@ -16,6 +16,8 @@ Status Context::reserve_speculation(int num_speculations) {
   if (exit_rows_ > 0) return Status::error("reserve_speculation: a speculation step is in progress");
   int capacity = num_speculations + 1;
   if (capacity <= exit_capacity_) return Status::ok();
+  std::unique_ptr<SpeculativeSampler> sampler;
+  LS_RETURN_IF_ERROR(backend_.make_speculative_sampler(capacity, c.vocab_size, &sampler));
   if (exit_cache_ != nullptr) {
     owned_.erase(std::find(owned_.begin(), owned_.end(), exit_cache_));
     backend_.free(exit_cache_);
@@ -24,6 +26,7 @@ Status Context::reserve_speculation(int num_speculations) {
   }
   LS_RETURN_IF_ERROR(allocate(&exit_cache_, size_t(capacity) * c.hidden_size));
   exit_capacity_ = capacity;
+  speculative_sampler_ = std::move(sampler);
   return Status::ok();
 }
 
@@ -73,8 +76,15 @@ Status Context::draft(int32_t token, int exit_layer, const SamplingParams& param
   backend_.copy(exit_cache_ + size_t(exit_rows_) * c.hidden_size, hidden_, c.hidden_size);
   exit_rows_++;
 
+  // The proposal from logits row 0; sampling keeps the row's distribution on the backend for the acceptance rule.
   LS_RETURN_IF_ERROR(compute_logits(0, 1));
-  LS_RETURN_IF_ERROR(pick_draft(params, uniform, out));
+  SampledToken picked;
+  if (speculation_sampled_) {
+    LS_RETURN_IF_ERROR(speculative_sampler_->sample_draft(&picked, logits_, params, uniform, exit_rows_ - 1));
+  } else {
+    LS_RETURN_IF_ERROR(backend_.sample(&picked, logits_, 1, c.vocab_size, params, nullptr));
+  }
+  *out = {picked.token, picked.probability, picked.top_probability};
   draft_tokens_.push_back(out->token);
   return Status::ok();
 }
@@ -96,26 +106,6 @@ Status Context::draft_run(int32_t token, int exit_layer, const SamplingParams& p
     }
     token = proposal.token;
   }
-}
-
-// Picks the proposal from logits row 0; sampling keeps the row's whole distribution for the acceptance rule.
-Status Context::pick_draft(const SamplingParams& params, double uniform, DraftProposal* out) {
-  if (!speculation_sampled_) {
-    SampledToken picked;
-    LS_RETURN_IF_ERROR(backend_.sample(&picked, logits_, 1, model_.config().vocab_size, params, nullptr));
-    *out = {picked.token, picked.probability, picked.probability};
-    return Status::ok();
-  }
-  const int vocab = model_.config().vocab_size;
-  if (draft_distributions_.size() < size_t(exit_capacity_)) draft_distributions_.resize(exit_capacity_);
-  host_logits_.resize(vocab);
-  LS_RETURN_IF_ERROR(backend_.copy_to_host(host_logits_.data(), logits_, vocab));
-  TokenDistribution& distribution = draft_distributions_[exit_rows_ - 1];
-  build_token_distribution(host_logits_.data(), vocab, params, &distribution);
-  out->token = distribution.sample(uniform);
-  out->probability = float(distribution.probability_of(out->token));
-  out->confidence = float(distribution.probabilities[0]);
-  return Status::ok();
 }
 
 Status Context::verify(int draft_count, const SamplingParams& params, const double* uniforms, VerifyRow* out) {
@@ -161,32 +151,17 @@ Status Context::pick_verified(int row_begin, int count, const SamplingParams& pa
                               VerifyRow* out) {
   const int vocab = model_.config().vocab_size;
   const int draft_count = int(draft_tokens_.size());
-  if (!speculation_sampled_) {
-    std::vector<SampledToken> picked(count);
-    LS_RETURN_IF_ERROR(backend_.sample(picked.data(), logits_, count, vocab, params, nullptr));
-    for (int i = 0; i < count; i++) {
-      int row = row_begin + i;
-      bool checks_draft = row < draft_count;
-      bool agrees = checks_draft && picked[i].token == draft_tokens_[row];
-      out[row] = {picked[i].token, agrees ? 1.0f : 0.0f, checks_draft ? 1.0f : 0.0f};
-    }
-    return Status::ok();
+  if (speculation_sampled_) {
+    return speculative_sampler_->verify(out + row_begin, logits_, row_begin, count, draft_count, draft_tokens_.data(),
+                                        params, uniforms + row_begin);
   }
-  host_logits_.resize(size_t(count) * vocab);
-  residual_scratch_.resize(vocab, 0.0);
-  LS_RETURN_IF_ERROR(backend_.copy_to_host(host_logits_.data(), logits_, size_t(count) * vocab));
+  std::vector<SampledToken> picked(count);
+  LS_RETURN_IF_ERROR(backend_.sample(picked.data(), logits_, count, vocab, params, nullptr));
   for (int i = 0; i < count; i++) {
     int row = row_begin + i;
-    build_token_distribution(host_logits_.data() + size_t(i) * vocab, vocab, params, &verify_distribution_);
-    if (row < draft_count) {
-      const TokenDistribution& drafted = draft_distributions_[row];
-      int32_t proposal = draft_tokens_[row];
-      out[row].verify_probability = float(verify_distribution_.probability_of(proposal));
-      out[row].draft_probability = float(drafted.probability_of(proposal));
-      out[row].token = sample_residual(verify_distribution_, drafted, uniforms[row], &residual_scratch_);
-    } else {
-      out[row] = {verify_distribution_.sample(uniforms[row]), 0.0f, 0.0f};
-    }
+    bool checks_draft = row < draft_count;
+    bool agrees = checks_draft && picked[i].token == draft_tokens_[row];
+    out[row] = {picked[i].token, agrees ? 1.0f : 0.0f, checks_draft ? 1.0f : 0.0f};
   }
   return Status::ok();
 }

@@ -131,6 +131,11 @@ class CpuBackend final : public Backend {
     return Status::ok();
   }
 
+  Status make_speculative_sampler(int capacity, int vocab, std::unique_ptr<SpeculativeSampler>* out) override {
+    *out = make_speculative_sampler_cpu(capacity, vocab);
+    return Status::ok();
+  }
+
  private:
   static Status allocate_aligned(size_t count, float** out) {
     size_t bytes = ((count * sizeof(float) + 63) / 64) * 64;

@@ -5,6 +5,7 @@
 #include "sampling.h"
 
 #include <cmath>
+#include <string>
 
 #include "../core/token_distribution.h"
 
@@ -30,6 +31,7 @@ SampledToken sample_row_cpu(const float* logits, int vocab, const SamplingParams
     for (int i = 0; i < vocab; i++) total += std::exp(double(logits[i]) - logits[best]);
     result.token = best;
     result.probability = float(1.0 / total);
+    result.top_probability = result.probability;
     return result;
   }
 
@@ -37,7 +39,61 @@ SampledToken sample_row_cpu(const float* logits, int vocab, const SamplingParams
   build_token_distribution(logits, vocab, params, &distribution);
   result.token = distribution.sample(uniform);
   result.probability = float(distribution.probability_of(result.token));
+  result.top_probability = float(distribution.probabilities[0]);
   return result;
+}
+
+namespace {
+
+class CpuSpeculativeSampler final : public SpeculativeSampler {
+ public:
+  CpuSpeculativeSampler(int capacity, int vocab)
+      : vocab_(vocab), draft_distributions_(size_t(capacity)), residual_scratch_(size_t(vocab), 0.0) {}
+
+  Status sample_draft(SampledToken* out, const float* logits, const SamplingParams& params, double uniform,
+                      int draft_row) override {
+    if (draft_row < 0 || size_t(draft_row) >= draft_distributions_.size()) {
+      return Status::error("sample_draft: draft row " + std::to_string(draft_row) + " outside the sampler's " +
+                           std::to_string(draft_distributions_.size()) + " rows");
+    }
+    TokenDistribution& distribution = draft_distributions_[size_t(draft_row)];
+    build_token_distribution(logits, vocab_, params, &distribution);
+    out->token = distribution.sample(uniform);
+    out->probability = float(distribution.probability_of(out->token));
+    out->top_probability = float(distribution.probabilities[0]);
+    return Status::ok();
+  }
+
+  Status verify(VerifyRow* out, const float* logits, int row_begin, int n, int drafted, const int32_t* draft_tokens,
+                const SamplingParams& params, const double* uniforms) override {
+    if (drafted > int(draft_distributions_.size())) return Status::error("verify: more drafts than sampler rows");
+    for (int i = 0; i < n; i++) {
+      const int row = row_begin + i;
+      build_token_distribution(logits + size_t(i) * vocab_, vocab_, params, &verify_distribution_);
+      if (row < drafted) {
+        const TokenDistribution& drafted_distribution = draft_distributions_[size_t(row)];
+        const int32_t proposal = draft_tokens[row];
+        out[i].verify_probability = float(verify_distribution_.probability_of(proposal));
+        out[i].draft_probability = float(drafted_distribution.probability_of(proposal));
+        out[i].token = sample_residual(verify_distribution_, drafted_distribution, uniforms[i], &residual_scratch_);
+      } else {
+        out[i] = {verify_distribution_.sample(uniforms[i]), 0.0f, 0.0f};
+      }
+    }
+    return Status::ok();
+  }
+
+ private:
+  int vocab_;
+  std::vector<TokenDistribution> draft_distributions_;  // (capacity)
+  TokenDistribution verify_distribution_;
+  std::vector<double> residual_scratch_;                // (vocab) zeros
+};
+
+}  // namespace
+
+std::unique_ptr<SpeculativeSampler> make_speculative_sampler_cpu(int capacity, int vocab) {
+  return std::make_unique<CpuSpeculativeSampler>(capacity, vocab);
 }
 
 }  // namespace layerskip

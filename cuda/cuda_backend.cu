@@ -308,10 +308,86 @@ class CudaBackend final : public Backend {
     return Status::ok();
   }
 
+  Status make_speculative_sampler(int capacity, int vocab, std::unique_ptr<SpeculativeSampler>* out) override {
+    LS_RETURN_IF_ERROR(activate());
+    if (capacity < 1 || vocab < 1) return Status::error("speculative sampler: invalid capacity or vocabulary");
+    auto sampler = std::make_unique<Sampler>(this, capacity, vocab);
+    LS_RETURN_IF_ERROR(
+        device_malloc(&sampler->draft_logits_, size_t(capacity) * size_t(vocab) * sizeof(float), "draft logits"));
+    LS_RETURN_IF_ERROR(device_malloc(&sampler->draft_tokens_, size_t(capacity) * sizeof(int32_t), "draft tokens"));
+    *out = std::move(sampler);
+    return Status::ok();
+  }
+
  private:
   struct Scratch {
     void* data = nullptr;
     size_t bytes = 0;
+  };
+
+  // Speculative sampling for one context: each draft row's logits stay on the device (draft_logits_) until the
+  // step's verification rebuilds its distribution there, so no logits row ever crosses to the host.
+  class Sampler final : public SpeculativeSampler {
+   public:
+    Sampler(CudaBackend* backend, int capacity, int vocab) : backend_(backend), capacity_(capacity), vocab_(vocab) {}
+    ~Sampler() override {
+      backend_->activate();
+      cudaStreamSynchronize(backend_->stream_);
+      for (void* buffer : {draft_logits_, draft_tokens_, uniforms_.data, results_.data, workspace_.data}) cudaFree(buffer);
+    }
+
+    Status sample_draft(SampledToken* out, const float* logits, const SamplingParams& params, double uniform,
+                        int draft_row) override {
+      if (draft_row < 0 || draft_row >= capacity_) {
+        return Status::error("sample_draft: draft row " + std::to_string(draft_row) + " outside the sampler's " +
+                             std::to_string(capacity_) + " rows");
+      }
+      LS_RETURN_IF_ERROR(backend_->activate());
+      LS_RETURN_IF_ERROR(backend_->sticky_error());
+      // Queued before sample()'s draw, whose synchronization then covers the copy too.
+      LS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(static_cast<float*>(draft_logits_) + size_t(draft_row) * vocab_, logits,
+                                              size_t(vocab_) * sizeof(float), cudaMemcpyDeviceToDevice,
+                                              backend_->stream_),
+                              "keeping draft logits");
+      return backend_->sample(out, logits, 1, vocab_, params, &uniform);
+    }
+
+    Status verify(VerifyRow* out, const float* logits, int row_begin, int n, int drafted, const int32_t* draft_tokens,
+                  const SamplingParams& params, const double* uniforms) override {
+      if (drafted > capacity_) return Status::error("verify: more drafts than sampler rows");
+      LS_RETURN_IF_ERROR(backend_->activate());
+      LS_RETURN_IF_ERROR(backend_->sticky_error());
+      const size_t workspace_floats = verify_sampled_workspace_floats(n, vocab_);
+      LS_RETURN_IF_ERROR(backend_->ensure(&uniforms_, size_t(n) * sizeof(double), "verification uniforms"));
+      LS_RETURN_IF_ERROR(backend_->ensure(&results_, size_t(n) * sizeof(VerifyRow), "verification results"));
+      LS_RETURN_IF_ERROR(backend_->ensure(&workspace_, workspace_floats * sizeof(float), "verification weights"));
+      cudaStream_t stream = backend_->stream_;
+      if (drafted > 0) {
+        LS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(draft_tokens_, draft_tokens, size_t(drafted) * sizeof(int32_t),
+                                                cudaMemcpyHostToDevice, stream), "copy draft tokens");
+      }
+      LS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(uniforms_.data, uniforms, size_t(n) * sizeof(double),
+                                              cudaMemcpyHostToDevice, stream), "copy verification uniforms");
+      VerifyRow* device_rows = static_cast<VerifyRow*>(results_.data);
+      LS_RETURN_IF_ERROR(verify_sampled_cuda(device_rows, logits, static_cast<const float*>(draft_logits_),
+                                             static_cast<const int32_t*>(draft_tokens_), row_begin, n, drafted, vocab_,
+                                             params, static_cast<const double*>(uniforms_.data),
+                                             static_cast<float*>(workspace_.data), workspace_floats, stream));
+      LS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(out, device_rows, size_t(n) * sizeof(VerifyRow), cudaMemcpyDeviceToHost,
+                                              stream), "copy verified rows");
+      LS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream), "verification (or a kernel before it)");
+      return Status::ok();
+    }
+
+   private:
+    friend class CudaBackend;
+    CudaBackend* const backend_;
+    const int capacity_, vocab_;
+    void* draft_logits_ = nullptr;  // (capacity, vocab) f32: the logits each kept draft row was sampled from
+    void* draft_tokens_ = nullptr;  // (capacity) int32
+    Scratch uniforms_;              // (n) doubles
+    Scratch results_;               // (n) VerifyRow
+    Scratch workspace_;             // (n, 2, vocab) f32 verify and draft weights
   };
 
   Status activate() { return cuda_status(cudaSetDevice(device_), "select device"); }

@@ -10,6 +10,9 @@
 // boundary key. Sums use fixed per-thread orders and fixed trees, so results are deterministic; they may differ
 // from the CPU's sequential double sums in the last bits, which only matters for draws landing within rounding
 // of a boundary.
+// Speculative sampling's verification (verify_sampled_kernel) rebuilds the draft row's distribution from its kept
+// logits with the same machinery, and draws from max(0, p_verify − p_draft) in the verify row's sorted order, as
+// core/token_distribution.cc does on the host — so no logits row leaves the device.
 #include "sampling.cuh"
 
 #include <climits>
@@ -176,18 +179,10 @@ __device__ Prefix find_prefix(const float* logits, const float* weights, int voc
   return Prefix{bound, first_found != INT_MAX ? first_found : last_tie};
 }
 
-__global__ void __launch_bounds__(kThreads)
-sample_kernel(SampledToken* __restrict__ out, const float* __restrict__ all_logits, float* __restrict__ all_weights,
-              int vocab, float temperature, int top_k, float top_p, const double* __restrict__ uniforms) {
-  __shared__ float scratch[(kWarps + 1) * kCandidates];
-  __shared__ int int_scratch[2];
-  __shared__ float best_values[kWarps];
-  __shared__ int best_ids[kWarps];
-  const int row = blockIdx.x;
-  const float* logits = all_logits + size_t(row) * vocab;
+// Argmax of a row, ties to the lower id; every thread gets it. `best_values` / `best_ids`: kWarps each.
+__device__ void row_argmax(const float* logits, int vocab, float* best_values, int* best_ids, float* best_out,
+                           int* best_id_out) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-
-  // Argmax, ties to the lower id.
   float best = -INFINITY;
   int best_id = INT_MAX;
   for (int i = threadIdx.x; i < vocab; i += kThreads) {
@@ -222,17 +217,15 @@ sample_kernel(SampledToken* __restrict__ out, const float* __restrict__ all_logi
       best_id = best_ids[w];
     }
   }
-  if (best_id < 0 || best_id >= vocab) best_id = 0;  // all NaN: nothing compares; pick token 0
+  __syncthreads();  // best_values may be reused right away
+  *best_out = best;
+  *best_id_out = best_id >= 0 && best_id < vocab ? best_id : 0;  // all NaN: nothing compares; token 0
+}
 
-  if (temperature <= 0.0f) {
-    float sum[1] = {0.0f};
-    for (int i = threadIdx.x; i < vocab; i += kThreads) sum[0] += expf(logits[i] - best);
-    block_sums<1>(sum, scratch);
-    if (threadIdx.x == 0) out[row] = SampledToken{best_id, 1.0f / sum[0]};
-    return;
-  }
-
-  float* weights = all_weights + size_t(row) * vocab;
+// The distribution sample_kernel draws from: tempered weights of the row written to `weights` (the best logit gets
+// weight 1), then top-k, then top-p. Returns the kept prefix (the nucleus) and its total weight.
+__device__ Prefix row_nucleus(const float* logits, float* weights, int vocab, float best, float temperature,
+                              int top_k, float top_p, float* total_out, float* scratch, int* int_scratch) {
   const float inverse_temperature = 1.0f / temperature;
   const float top = best * inverse_temperature;
   for (int i = threadIdx.x; i < vocab; i += kThreads) weights[i] = expf(logits[i] * inverse_temperature - top);
@@ -249,13 +242,112 @@ sample_kernel(SampledToken* __restrict__ out, const float* __restrict__ all_logi
     nucleus = find_prefix<false>(logits, weights, vocab, kept, top_p * total, false, scratch, int_scratch);
     total = prefix_total<false>(logits, weights, vocab, nucleus, scratch);
   }
+  *total_out = total;
+  return nucleus;
+}
+
+// Inverse-CDF draw in the sorted order over `nucleus`, by `weights` summing to `total` there; `fallback` when
+// rounding leaves nothing to pick.
+__device__ int draw(const float* logits, const float* weights, int vocab, Prefix nucleus, float total, double uniform,
+                    int fallback, float* scratch, int* int_scratch) {
   // target < total keeps the draw inside the nucleus even when uniform · total rounds up to total.
-  const float target = fminf(float(uniforms[row] * double(total)), nextafterf(total, 0.0f));
+  const float target = fminf(float(uniform * double(total)), nextafterf(total, 0.0f));
   const Prefix chosen = find_prefix<false>(logits, weights, vocab, nucleus, target, true, scratch, int_scratch);
-  if (threadIdx.x == 0) {
-    const int token = chosen.id >= 0 && chosen.id < vocab ? chosen.id : best_id;
-    out[row] = SampledToken{token, weights[token] / total};
+  return chosen.id >= 0 && chosen.id < vocab ? chosen.id : fallback;
+}
+
+// Probability of `token` in the nucleus distribution (0 outside it).
+__device__ float nucleus_probability(const float* logits, const float* weights, Prefix nucleus, float total,
+                                     int token) {
+  return in_prefix(order_key(logits[token]), token, nucleus) ? weights[token] / total : 0.0f;
+}
+
+__global__ void __launch_bounds__(kThreads)
+sample_kernel(SampledToken* __restrict__ out, const float* __restrict__ all_logits, float* __restrict__ all_weights,
+              int vocab, float temperature, int top_k, float top_p, const double* __restrict__ uniforms) {
+  __shared__ float scratch[(kWarps + 1) * kCandidates];
+  __shared__ int int_scratch[2];
+  __shared__ float best_values[kWarps];
+  __shared__ int best_ids[kWarps];
+  const int row = blockIdx.x;
+  const float* logits = all_logits + size_t(row) * vocab;
+  float best;
+  int best_id;
+  row_argmax(logits, vocab, best_values, best_ids, &best, &best_id);
+
+  if (temperature <= 0.0f) {
+    float sum[1] = {0.0f};
+    for (int i = threadIdx.x; i < vocab; i += kThreads) sum[0] += expf(logits[i] - best);
+    block_sums<1>(sum, scratch);
+    if (threadIdx.x == 0) out[row] = SampledToken{best_id, 1.0f / sum[0], 1.0f / sum[0]};
+    return;
   }
+
+  float* weights = all_weights + size_t(row) * vocab;
+  float total;
+  const Prefix nucleus = row_nucleus(logits, weights, vocab, best, temperature, top_k, top_p, &total, scratch,
+                                     int_scratch);
+  const int token = draw(logits, weights, vocab, nucleus, total, uniforms[row], best_id, scratch, int_scratch);
+  // The best token has weight 1, and the nucleus always holds it.
+  if (threadIdx.x == 0) out[row] = SampledToken{token, weights[token] / total, 1.0f / total};
+}
+
+// Speculative sampling's verification (see SpeculativeSampler::verify): block i takes verify row i, which is row
+// r = row_begin + i of the step. r < drafted: p_verify(d) and p_draft(d) of draft d = draft_tokens[r] under the two
+// nucleus distributions (the draft's rebuilt from its kept logits row r), and a draw from the residual
+// max(0, p_verify − p_draft) in the verify row's sorted order (from p_verify when the residual has no mass);
+// otherwise a plain draw from p_verify. workspace: (n, 2, vocab) floats.
+__global__ void __launch_bounds__(kThreads)
+verify_sampled_kernel(VerifyRow* __restrict__ out, const float* __restrict__ all_logits,
+                      const float* __restrict__ all_draft_logits, const int32_t* __restrict__ draft_tokens,
+                      int row_begin, int drafted, int vocab, float temperature, int top_k, float top_p,
+                      const double* __restrict__ uniforms, float* __restrict__ workspace) {
+  __shared__ float scratch[(kWarps + 1) * kCandidates];
+  __shared__ int int_scratch[2];
+  __shared__ float best_values[kWarps];
+  __shared__ int best_ids[kWarps];
+  const int i = blockIdx.x, row = row_begin + i;
+  const float* logits = all_logits + size_t(i) * vocab;
+  float* verify_weights = workspace + size_t(i) * 2 * vocab;
+  float* draft_weights = verify_weights + vocab;  // later: the residual
+
+  float best, verify_total;
+  int best_id;
+  row_argmax(logits, vocab, best_values, best_ids, &best, &best_id);
+  const Prefix verify_nucleus = row_nucleus(logits, verify_weights, vocab, best, temperature, top_k, top_p,
+                                            &verify_total, scratch, int_scratch);
+  if (row >= drafted) {
+    const int token = draw(logits, verify_weights, vocab, verify_nucleus, verify_total, uniforms[i], best_id, scratch,
+                           int_scratch);
+    if (threadIdx.x == 0) out[i] = VerifyRow{token, 0.0f, 0.0f};
+    return;
+  }
+
+  const float* draft_logits = all_draft_logits + size_t(row) * vocab;
+  const int proposal = draft_tokens[row];
+  float draft_best, draft_total;
+  int draft_best_id;
+  row_argmax(draft_logits, vocab, best_values, best_ids, &draft_best, &draft_best_id);
+  const Prefix draft_nucleus = row_nucleus(draft_logits, draft_weights, vocab, draft_best, temperature, top_k, top_p,
+                                           &draft_total, scratch, int_scratch);
+  const float verify_probability = nucleus_probability(logits, verify_weights, verify_nucleus, verify_total, proposal);
+  const float draft_probability =
+      nucleus_probability(draft_logits, draft_weights, draft_nucleus, draft_total, proposal);
+  __syncthreads();  // every thread has read draft_weights[proposal] before the residual overwrites it
+
+  // Residual weights in place of the draft weights (each thread rewrites only the entries it reads).
+  for (int j = threadIdx.x; j < vocab; j += kThreads) {
+    const float p_verify = nucleus_probability(logits, verify_weights, verify_nucleus, verify_total, j);
+    const float p_draft = nucleus_probability(draft_logits, draft_weights, draft_nucleus, draft_total, j);
+    draft_weights[j] = fmaxf(0.0f, p_verify - p_draft);
+  }
+  __syncthreads();
+  const float residual_total = prefix_total<false>(logits, draft_weights, vocab, verify_nucleus, scratch);
+  const int token =
+      residual_total > 0.0f
+          ? draw(logits, draft_weights, vocab, verify_nucleus, residual_total, uniforms[i], best_id, scratch, int_scratch)
+          : draw(logits, verify_weights, vocab, verify_nucleus, verify_total, uniforms[i], best_id, scratch, int_scratch);
+  if (threadIdx.x == 0) out[i] = VerifyRow{token, verify_probability, draft_probability};
 }
 
 }  // namespace
@@ -275,6 +367,26 @@ Status sample_cuda(SampledToken* out, const float* logits, int n, int vocab, con
   launch_kernel(sample_kernel, unsigned(n), kThreads, 0, stream, out, logits, workspace, vocab, params.temperature,
                 params.top_k, params.top_p, uniforms);
   return check_launch("sample");
+}
+
+Status verify_sampled_cuda(VerifyRow* out, const float* logits, const float* draft_logits, const int32_t* draft_tokens,
+                           int row_begin, int n, int drafted, int vocab, const SamplingParams& params,
+                           const double* uniforms, float* workspace, size_t workspace_floats, cudaStream_t stream) {
+  if (n < 1 || vocab < 1 || row_begin < 0) {
+    return Status::error("verify_sampled: invalid shape (n " + std::to_string(n) + ", vocab " + std::to_string(vocab) + ")");
+  }
+  if (vocab > (1 << 24)) return Status::error("verify_sampled: vocabulary of " + std::to_string(vocab) + " exceeds 2^24");
+  if (!(params.temperature > 0.0f) || !(params.top_p > 0.0f) || params.top_k < 0) {
+    return Status::error("verify_sampled: needs temperature > 0, top_p in (0, 1] and top_k ≥ 0");
+  }
+  if (out == nullptr || logits == nullptr || uniforms == nullptr || workspace == nullptr ||
+      workspace_floats < verify_sampled_workspace_floats(n, vocab) ||
+      (row_begin < drafted && (draft_logits == nullptr || draft_tokens == nullptr))) {
+    return Status::error("verify_sampled: missing buffer or workspace");
+  }
+  launch_kernel(verify_sampled_kernel, unsigned(n), kThreads, 0, stream, out, logits, draft_logits, draft_tokens,
+                row_begin, drafted, vocab, params.temperature, params.top_k, params.top_p, uniforms, workspace);
+  return check_launch("verify_sampled");
 }
 
 }  // namespace layerskip

@@ -1,7 +1,9 @@
 // The CUDA backend from JavaScript, on the fixture models: logits against the CPU backend, greedy self-speculative
-// == autoregressive on device "cuda", device "auto" choosing CUDA, and weight-upload progress and device memory
-// in the model info. These need an addon built with CUDA (cudaCompiledIn) and a usable GPU; without them every
-// such test is skipped and the reason (the driver's own words) is in the suite title, so the skip is visible.
+// == autoregressive on device "cuda", sampled self-speculative drawing what the CPU draws, device "auto" choosing
+// CUDA, and weight-upload progress and device memory in the model info. These need an addon built with CUDA
+// (cudaCompiledIn) and a usable GPU — or the CUDA emulator's addon (scripts/run-cuda-emulator-tests.mjs); without
+// them every such test is skipped and the reason (the driver's own words) is in the suite title, so the skip is
+// visible.
 // Without a GPU the other half runs instead: device "cuda" is a clear error naming the problem, "auto" falls back.
 //
 // Tolerances. CUDA matmuls round activations to the weight's 16-bit type before the tensor-core mma (f32
@@ -119,6 +121,28 @@ describe(`CUDA backend${unavailable ? ` (skipped: ${unavailable})` : ''}`, funct
       }
     } finally {
       await model.dispose();
+    }
+  });
+
+  it('sampled self-speculative decoding on device "cuda" draws what the CPU draws (f32 fixture)', async function () {
+    // f32 weights: the two backends' logits agree to ~1e-5, so with one seed every draw — drafts on the device,
+    // acceptance, residual draws at rejections, bonus tokens — must match unless a uniform lands on a boundary.
+    const onGpu = await loadModel(dirs['tiny-mha-f32'], { device: 'cuda' });
+    const onCpu = await loadModel(dirs['tiny-mha-f32'], { device: 'cpu' });
+    try {
+      const prompt = tokenSequence(9, onGpu.info.vocabSize, 6);
+      const options = {
+        maxSteps: 48, stopTokenIds: [], generationStrategy: 'self_speculative', exitLayer: 1, numSpeculations: 3,
+        temperature: 0.9, topK: 40, topP: 0.95, seed: 11,
+      } as const;
+      const onDevice = await onGpu.generate(prompt, options);
+      const onHost = await onCpu.generate(prompt, options);
+      assert.equal(onDevice.stats.device, 'cuda');
+      assert.deepEqual(onDevice.tokenIds, onHost.tokenIds);
+      assert.ok(onDevice.stats.drafted > onDevice.stats.accepted, 'some drafts must be rejected (the residual draw)');
+    } finally {
+      await onGpu.dispose();
+      await onCpu.dispose();
     }
   });
 

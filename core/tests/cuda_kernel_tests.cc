@@ -526,6 +526,78 @@ TEST(cuda_sample_top_k_top_p) {
   CHECK_MSG(disagreements <= 1, disagreements << " of " << draws << " draws differ from the CPU (seed " << seed << ")");
 }
 
+// Speculative sampling against the CPU twin: draft rows sampled on both (probability and top probability), then
+// verification in two calls (rows [0, 2) hold two drafts, rows [2, 4) the last draft and the bonus row), with
+// p_verify(d) and p_draft(d) within 1e-4 and the residual draws equal. Verify rows are the draft rows plus noise,
+// so the two distributions overlap and the residual is small but not empty. As for plain sampling, a uniform
+// within rounding of a cumulative boundary may draw a neighbour: one disagreement is allowed in the run.
+TEST(cuda_speculative_sampler_matches_cpu) {
+  if (!need_cuda()) return;
+  const uint32_t seed = fresh_seed();
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  std::normal_distribution<float> noise(0.0f, 0.5f);
+  const SamplingParams settings[] = {{1.0f, 0, 1.0f}, {0.8f, 40, 0.95f}, {1.2f, 0, 0.9f}};
+  auto close = [](float actual, float expected) { return std::fabs(actual - expected) <= 1e-4f * expected + 1e-6f; };
+  int draws = 0, disagreements = 0;
+  for (int vocab : {7, 111, 4096, 32000}) {
+    constexpr int kDrafted = 3, kRows = kDrafted + 1;
+    std::vector<float> draft_logits, verify_logits;
+    for (int r = 0; r < kRows; r++) {
+      std::vector<float> row = random_logits(rng, vocab, false);
+      draft_logits.insert(draft_logits.end(), row.begin(), row.end());
+      for (float& x : row) x += noise(rng);
+      verify_logits.insert(verify_logits.end(), row.begin(), row.end());
+    }
+    DeviceBuffer device_draft(draft_logits.size()), device_verify(verify_logits.size());
+    device_draft.upload(draft_logits);
+    device_verify.upload(verify_logits);
+    for (const SamplingParams& params : settings) {
+      std::unique_ptr<SpeculativeSampler> on_cpu, on_gpu;
+      CHECK_OK(cpu().make_speculative_sampler(kRows, vocab, &on_cpu));
+      CHECK_OK(gpu().make_speculative_sampler(kRows, vocab, &on_gpu));
+      if (!on_cpu || !on_gpu) return;
+      int32_t draft_tokens[kDrafted];
+      for (int d = 0; d < kDrafted; d++) {
+        const double u = uniform(rng);
+        SampledToken expected, actual;
+        CHECK_OK(on_cpu->sample_draft(&expected, draft_logits.data() + size_t(d) * vocab, params, u, d));
+        CHECK_OK(on_gpu->sample_draft(&actual, device_draft.get() + size_t(d) * vocab, params, u, d));
+        draws++;
+        if (actual.token != expected.token) disagreements++;
+        CHECK_MSG(close(actual.top_probability, expected.top_probability),
+                  "draft top probability: cuda " << actual.top_probability << ", cpu " << expected.top_probability << " (seed " << seed << ")");
+        if (actual.token == expected.token) {
+          CHECK_MSG(close(actual.probability, expected.probability),
+                    "draft probability: cuda " << actual.probability << ", cpu " << expected.probability << " (seed " << seed << ")");
+        }
+        draft_tokens[d] = expected.token;
+      }
+      for (int begin : {0, 2}) {
+        constexpr int kCount = 2;
+        double uniforms[kCount];
+        for (double& u : uniforms) u = uniform(rng);
+        VerifyRow expected[kCount], actual[kCount];
+        CHECK_OK(on_cpu->verify(expected, verify_logits.data() + size_t(begin) * vocab, begin, kCount, kDrafted,
+                                draft_tokens, params, uniforms));
+        CHECK_OK(on_gpu->verify(actual, device_verify.get() + size_t(begin) * vocab, begin, kCount, kDrafted,
+                                draft_tokens, params, uniforms));
+        for (int i = 0; i < kCount; i++) {
+          draws++;
+          if (actual[i].token != expected[i].token) disagreements++;
+          CHECK_MSG(close(actual[i].verify_probability, expected[i].verify_probability) &&
+                        close(actual[i].draft_probability, expected[i].draft_probability),
+                    "row " << begin + i << " (vocab " << vocab << ", T " << params.temperature << ", top_k " << params.top_k
+                           << ", top_p " << params.top_p << "): p_verify cuda " << actual[i].verify_probability << " cpu "
+                           << expected[i].verify_probability << ", p_draft cuda " << actual[i].draft_probability << " cpu "
+                           << expected[i].draft_probability << " (seed " << seed << ")");
+        }
+      }
+    }
+  }
+  CHECK_MSG(disagreements <= 1, disagreements << " of " << draws << " draws differ from the CPU (seed " << seed << ")");
+}
+
 TEST(cuda_probe_and_errors) {
   CudaDeviceInfo info;
   Status status = cuda_device_info(0, &info);

@@ -78,6 +78,9 @@ class InstrumentedBackend final : public Backend {
                 const double* uniforms) override {
     return inner_->sample(out, logits, n, vocab, params, uniforms);
   }
+  Status make_speculative_sampler(int capacity, int vocab, std::unique_ptr<SpeculativeSampler>* out) override {
+    return inner_->make_speculative_sampler(capacity, vocab, out);
+  }
 
  private:
   std::unique_ptr<Backend> inner_;
