@@ -7,42 +7,81 @@
 
 namespace layerskip {
 
+namespace {
+
+// Sorts `order` (token ids) best first: logit descending, then id ascending — a strict total order.
+struct BetterToken {
+  const float* logits;
+  bool operator()(int a, int b) const { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); }
+};
+
+// The top-p cut over `order` (sorted best first, weights parallel to it): the length of the smallest prefix whose
+// mass reaches top_p, or 0 when rounding keeps the whole prefix from reaching it.
+size_t nucleus_length(const std::vector<double>& weights, double total, float top_p) {
+  double mass = 0;
+  for (size_t i = 0; i < weights.size(); i++) {
+    mass += weights[i] / total;
+    if (mass >= top_p) return i + 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
 void build_token_distribution(const float* logits, int vocab, const SamplingParams& params, TokenDistribution* out) {
-  // Candidates sorted by logit (descending, then id ascending); top-k bounds how many we sort.
-  int keep = params.top_k > 0 ? std::min(params.top_k, vocab) : vocab;
+  const BetterToken better{logits};
+  const double inverse_temperature = 1.0 / params.temperature;
   std::vector<int32_t>& order = out->tokens;
+  std::vector<double>& weights = out->probabilities;
   order.resize(vocab);
   std::iota(order.begin(), order.end(), 0);
-  auto better = [&](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  auto weigh = [&](double top) {
+    weights.resize(order.size());
+    for (size_t i = 0; i < order.size(); i++) weights[i] = std::exp(double(logits[order[i]]) * inverse_temperature - top);
+  };
+
+  const int keep = params.top_k > 0 ? std::min(params.top_k, vocab) : vocab;
+  size_t kept = 0;
+  if (keep == vocab && params.top_p < 1.0f) {
+    // Top-p alone: the nucleus is usually a small head of the vocabulary, so select the best k (O(vocab)) and sort
+    // only those, doubling k until they hold top_p of the mass — the same prefix a full sort would give, without
+    // sorting 128k tokens per row.
+    const int best = *std::min_element(order.begin(), order.end(), better);
+    const double top = double(logits[best]) * inverse_temperature;
+    double total = 0;
+    for (int token = 0; token < vocab; token++) total += std::exp(double(logits[token]) * inverse_temperature - top);
+    std::vector<int32_t> candidates(order);  // every token; nth_element leaves the best `head` in front
+    for (int head = std::min(vocab, 1024);; head = std::min(vocab, head * 4)) {
+      std::nth_element(candidates.begin(), candidates.begin() + (head - 1), candidates.end(), better);
+      order.assign(candidates.begin(), candidates.begin() + head);
+      std::sort(order.begin(), order.end(), better);
+      weigh(top);
+      kept = nucleus_length(weights, total, params.top_p);
+      if (kept > 0 || head == vocab) break;
+    }
+    if (kept == 0) kept = order.size();
+    double nucleus_total = 0;
+    for (size_t i = 0; i < kept; i++) nucleus_total += weights[i];
+    order.resize(kept);
+    weights.resize(kept);
+    for (double& weight : weights) weight /= nucleus_total;
+    return;
+  }
+
+  // Top-k (a partial sort of k), or no truncation (a full sort: the draw walks the sorted order).
   if (keep < vocab) {
     std::partial_sort(order.begin(), order.begin() + keep, order.end(), better);
     order.resize(keep);
   } else {
     std::sort(order.begin(), order.end(), better);
   }
-
-  // Tempered softmax weights, then the top-p cut: the smallest prefix whose mass reaches top_p.
-  double inverse_temperature = 1.0 / params.temperature;
-  double top = double(logits[order[0]]) * inverse_temperature;
-  std::vector<double>& weights = out->probabilities;
-  weights.resize(order.size());
-  double total = 0;
-  for (size_t i = 0; i < order.size(); i++) {
-    weights[i] = std::exp(double(logits[order[i]]) * inverse_temperature - top);
-    total += weights[i];
-  }
-  size_t kept = order.size();
+  weigh(double(logits[order[0]]) * inverse_temperature);
+  double total = std::accumulate(weights.begin(), weights.end(), 0.0);
+  kept = order.size();
   if (params.top_p < 1.0f) {
-    double mass = 0;
-    for (size_t i = 0; i < order.size(); i++) {
-      mass += weights[i] / total;
-      if (mass >= params.top_p) {
-        kept = i + 1;
-        break;
-      }
-    }
-    total = 0;
-    for (size_t i = 0; i < kept; i++) total += weights[i];
+    const size_t cut = nucleus_length(weights, total, params.top_p);
+    if (cut > 0) kept = cut;
+    total = std::accumulate(weights.begin(), weights.begin() + kept, 0.0);
   }
   order.resize(kept);
   weights.resize(kept);

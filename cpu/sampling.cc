@@ -4,8 +4,11 @@
 // the shared TokenDistribution, so speculative sampling (core/context_speculative.cc) sees the very same distribution.
 #include "sampling.h"
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <string>
+#include <vector>
 
 #include "../core/token_distribution.h"
 
@@ -19,6 +22,32 @@ int argmax(const float* logits, int vocab) {
     if (logits[i] > logits[best]) best = i;
   }
   return best;
+}
+
+// Temperature alone: the same draw as TokenDistribution::sample (the first token, best first, whose cumulative
+// probability exceeds `uniform`), found by sorting only as much of the vocabulary as the draw walks — the best
+// 1024 tokens, then 4× more while the cumulative falls short — instead of all of it.
+SampledToken sample_untruncated(const float* logits, int vocab, float temperature, double uniform) {
+  auto better = [logits](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  const double inverse_temperature = 1.0 / temperature;
+  const int best = argmax(logits, vocab);
+  const double top = double(logits[best]) * inverse_temperature;
+  double total = 0;
+  for (int token = 0; token < vocab; token++) total += std::exp(double(logits[token]) * inverse_temperature - top);
+  std::vector<int32_t> candidates(vocab);
+  std::iota(candidates.begin(), candidates.end(), 0);
+  for (int head = std::min(vocab, 1024);; head = std::min(vocab, head * 4)) {
+    std::nth_element(candidates.begin(), candidates.begin() + (head - 1), candidates.end(), better);
+    std::sort(candidates.begin(), candidates.begin() + head, better);
+    double cumulative = 0;
+    for (int i = 0; i < head; i++) {
+      const double probability = std::exp(double(logits[candidates[i]]) * inverse_temperature - top) / total;
+      cumulative += probability;
+      if (uniform < cumulative || (head == vocab && i == head - 1)) {
+        return SampledToken{candidates[i], float(probability), float(1.0 / total)};
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -35,6 +64,7 @@ SampledToken sample_row_cpu(const float* logits, int vocab, const SamplingParams
     return result;
   }
 
+  if (params.top_k <= 0 && params.top_p >= 1.0f) return sample_untruncated(logits, vocab, params.temperature, uniform);
   TokenDistribution distribution;
   build_token_distribution(logits, vocab, params, &distribution);
   result.token = distribution.sample(uniform);
