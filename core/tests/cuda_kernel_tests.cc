@@ -19,6 +19,7 @@
 #include "../../cuda/cuda_backend.h"
 #include "../backend.h"
 #include "../safetensors.h"
+#include "../token_distribution.h"
 #include "test_framework.h"
 
 namespace layerskip {
@@ -481,8 +482,46 @@ TEST(cuda_sample_greedy) {
   }
 }
 
-// Draws agree with the CPU except when a uniform lands within float rounding of a cumulative boundary, which
-// random uniforms hit with probability ~1e-6 — so we allow one disagreement in the whole run.
+// The device sums in f32 (block trees), the CPU in f64 (in order), so a uniform within the f32 error of a cumulative
+// boundary may draw a neighbour. Over a 128k flat tail, whose tokens each hold ~1e-6 of the mass, that is not rare.
+// A disagreement is accepted only when the device's token is the CPU's inverse CDF at u within kDrawTolerance of
+// cumulative probability; and disagreements must stay a small share of the draws, which any real bug (an
+// off-by-one in the walk, a wrong distribution) would exceed.
+constexpr double kDrawTolerance = 2e-5;
+
+// [before, after): the cumulative probability interval of `token` in `distribution`'s draw order (empty if absent).
+std::pair<double, double> draw_interval(const TokenDistribution& distribution, int32_t token) {
+  double cumulative = 0;
+  for (size_t i = 0; i < distribution.tokens.size(); i++) {
+    if (distribution.tokens[i] == token) return {cumulative, cumulative + distribution.probabilities[i]};
+    cumulative += distribution.probabilities[i];
+  }
+  return {2.0, 2.0};
+}
+
+// The same for a residual draw: normalize(max(0, verify − draft)) walked in verify's order (verify itself when the
+// residual has no mass), as core/token_distribution.cc's sample_residual.
+std::pair<double, double> residual_interval(const TokenDistribution& verify, const TokenDistribution& draft,
+                                            int32_t token) {
+  std::vector<double> residual(verify.tokens.size());
+  double total = 0;
+  for (size_t i = 0; i < verify.tokens.size(); i++) {
+    residual[i] = std::max(0.0, verify.probabilities[i] - draft.probability_of(verify.tokens[i]));
+    total += residual[i];
+  }
+  if (!(total > 0)) return draw_interval(verify, token);
+  double cumulative = 0;
+  for (size_t i = 0; i < verify.tokens.size(); i++) {
+    if (verify.tokens[i] == token) return {cumulative / total, (cumulative + residual[i]) / total};
+    cumulative += residual[i];
+  }
+  return {2.0, 2.0};
+}
+
+bool near_draw(const std::pair<double, double>& interval, double u) {
+  return u >= interval.first - kDrawTolerance && u <= interval.second + kDrawTolerance;
+}
+
 TEST(cuda_sample_top_k_top_p) {
   if (!need_cuda()) return;
   const uint32_t seed = fresh_seed();
@@ -511,7 +550,14 @@ TEST(cuda_sample_top_k_top_p) {
             SampledToken expected = sample_row_cpu(logits.data() + size_t(i) * vocab, vocab, params, uniforms[i]);
             draws++;
             const bool same = actual[i].token == expected.token;
-            if (!same) disagreements++;
+            if (!same) {
+              disagreements++;
+              TokenDistribution distribution;
+              build_token_distribution(logits.data() + size_t(i) * vocab, vocab, params, &distribution);
+              CHECK_MSG(near_draw(draw_interval(distribution, actual[i].token), uniforms[i]),
+                        "cuda drew " << actual[i].token << ", cpu " << expected.token << " at u " << uniforms[i]
+                                     << ": not a rounding neighbour (vocab " << vocab << ", seed " << seed << ")");
+            }
             if (same) {
               CHECK_MSG(std::fabs(actual[i].probability - expected.probability) <= 1e-4f * expected.probability + 1e-7f,
                         "probability of token " << expected.token << ": cuda " << actual[i].probability << ", cpu " << expected.probability
@@ -523,14 +569,14 @@ TEST(cuda_sample_top_k_top_p) {
       }
     }
   }
-  CHECK_MSG(disagreements <= 1, disagreements << " of " << draws << " draws differ from the CPU (seed " << seed << ")");
+  CHECK_MSG(disagreements * 100 <= draws, disagreements << " of " << draws << " draws differ from the CPU (seed " << seed << ")");
 }
 
 // Speculative sampling against the CPU twin: draft rows sampled on both (probability and top probability), then
 // verification in two calls (rows [0, 2) hold two drafts, rows [2, 4) the last draft and the bonus row), with
 // p_verify(d) and p_draft(d) within 1e-4 and the residual draws equal. Verify rows are the draft rows plus noise,
 // so the two distributions overlap and the residual is small but not empty. As for plain sampling, a uniform
-// within rounding of a cumulative boundary may draw a neighbour: one disagreement is allowed in the run.
+// within rounding of a cumulative boundary may draw a neighbour (checked to be one).
 TEST(cuda_speculative_sampler_matches_cpu) {
   if (!need_cuda()) return;
   const uint32_t seed = fresh_seed();
@@ -564,7 +610,13 @@ TEST(cuda_speculative_sampler_matches_cpu) {
         CHECK_OK(on_cpu->sample_draft(&expected, draft_logits.data() + size_t(d) * vocab, params, u, d));
         CHECK_OK(on_gpu->sample_draft(&actual, device_draft.get() + size_t(d) * vocab, params, u, d));
         draws++;
-        if (actual.token != expected.token) disagreements++;
+        if (actual.token != expected.token) {
+          disagreements++;
+          TokenDistribution distribution;
+          build_token_distribution(draft_logits.data() + size_t(d) * vocab, vocab, params, &distribution);
+          CHECK_MSG(near_draw(draw_interval(distribution, actual.token), u),
+                    "draft: cuda drew " << actual.token << ", cpu " << expected.token << " (seed " << seed << ")");
+        }
         CHECK_MSG(close(actual.top_probability, expected.top_probability),
                   "draft top probability: cuda " << actual.top_probability << ", cpu " << expected.top_probability << " (seed " << seed << ")");
         if (actual.token == expected.token) {
@@ -584,7 +636,18 @@ TEST(cuda_speculative_sampler_matches_cpu) {
                                 draft_tokens, params, uniforms));
         for (int i = 0; i < kCount; i++) {
           draws++;
-          if (actual[i].token != expected[i].token) disagreements++;
+          if (actual[i].token != expected[i].token) {
+            disagreements++;
+            const int row = begin + i;
+            TokenDistribution verify, draft;
+            build_token_distribution(verify_logits.data() + size_t(row) * vocab, vocab, params, &verify);
+            if (row < kDrafted) build_token_distribution(draft_logits.data() + size_t(row) * vocab, vocab, params, &draft);
+            CHECK_MSG(near_draw(row < kDrafted ? residual_interval(verify, draft, actual[i].token)
+                                               : draw_interval(verify, actual[i].token),
+                                uniforms[i]),
+                      "row " << row << ": cuda drew " << actual[i].token << ", cpu " << expected[i].token
+                             << " (seed " << seed << ")");
+          }
           CHECK_MSG(close(actual[i].verify_probability, expected[i].verify_probability) &&
                         close(actual[i].draft_probability, expected[i].draft_probability),
                     "row " << begin + i << " (vocab " << vocab << ", T " << params.temperature << ", top_k " << params.top_k
@@ -595,7 +658,7 @@ TEST(cuda_speculative_sampler_matches_cpu) {
       }
     }
   }
-  CHECK_MSG(disagreements <= 1, disagreements << " of " << draws << " draws differ from the CPU (seed " << seed << ")");
+  CHECK_MSG(disagreements <= 2 + draws / 50, disagreements << " of " << draws << " draws differ from the CPU (seed " << seed << ")");
 }
 
 TEST(cuda_probe_and_errors) {

@@ -6,7 +6,7 @@
 // layouts, cp.async groups). The CUDA tests then compare these kernels with their CPU twins exactly as on a GPU.
 // What it proves: indexing, tiling, fragment layouts, barriers and reductions, launch configuration and the
 // host orchestration. What it cannot: timing, the hardware's own rounding inside mma and expf, and races it does
-// not happen to expose (it runs blocks one at a time; the thread order alternates between launches).
+// not happen to expose (it runs blocks one at a time; the thread order alternates from block to block).
 //
 // Compiled with -include before everything else (cuda/cuda.cmake), so __shared__ is ours before cuda_runtime.h
 // defines it: a block's __shared__ arrays become static locals, one per kernel, correct since blocks run in turn.
