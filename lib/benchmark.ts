@@ -1,5 +1,6 @@
 // Throughput benchmark of a loaded model: prefill tok/s over a prompt of random token ids, decode tok/s over
-// greedy generation, and the decode roofline (weight bytes read per token over measured memory bandwidth).
+// greedy generation, and on the CPU the decode roofline (weight bytes read per token over measured memory
+// bandwidth); and greedy self-speculative vs autoregressive decoding on the same prompts.
 // Used by `layerskip benchmark` and `npm run bench`.
 import os from 'node:os';
 
@@ -29,11 +30,32 @@ export interface BenchmarkResult {
   medianPrefillTokensPerSecond: number;
   medianDecodeTokensPerSecond: number;
   weightBytesPerToken: number;
-  readBandwidthBytesPerSecond: number;
-  /** Decode tok/s if every token only had to stream its weights at the measured bandwidth. */
-  rooflineTokensPerSecond: number;
-  /** medianDecode / roofline. */
-  rooflineFraction: number;
+  /** Host memory read bandwidth; null on a GPU (its memory is not measured from here: scripts/gpu-check.sh does). */
+  readBandwidthBytesPerSecond: number | null;
+  /** Decode tok/s if every token only had to stream its weights at the measured bandwidth (null on a GPU). */
+  rooflineTokensPerSecond: number | null;
+  /** medianDecode / roofline (null on a GPU). */
+  rooflineFraction: number | null;
+}
+
+export interface SpeculativeBenchmarkOptions {
+  exitLayer: number;
+  numSpeculations: number;
+  promptTokens: number;
+  generateTokens: number;
+  repeats: number;
+}
+
+export interface SpeculativeBenchmarkResult extends SpeculativeBenchmarkOptions {
+  /** Decode tok/s per repeat, greedy autoregressive and self-speculative on the same prompt. */
+  autoregressiveTokensPerSecond: number[];
+  speculativeTokensPerSecond: number[];
+  /** median(speculative) / median(autoregressive). */
+  speedup: number;
+  /** Accepted / drafted over all repeats. */
+  acceptanceRate: number;
+  /** Every repeat produced the same tokens both ways (it must: greedy self-speculative decoding is exact). */
+  identical: boolean;
 }
 
 export function median(values: number[]): number {
@@ -75,10 +97,10 @@ export async function runBenchmark(model: LayerSkipModel, options: BenchmarkOpti
     prefill.push(result.stats.prefillTokensPerSecond);
     decode.push(result.stats.decodeTokensPerSecond);
   }
-  const bandwidth = loadNativeBinding().measureReadBandwidth(options.threads, 1024);
   const exitLayer = options.exitLayer ?? info.numLayers;
   const bytesPerToken = info.weightBytesPerLayer * exitLayer + info.headWeightBytes;
-  const roofline = bandwidth / bytesPerToken;
+  const bandwidth = info.device === 'cpu' ? loadNativeBinding().measureReadBandwidth(options.threads, 1024) : null;
+  const roofline = bandwidth === null ? null : bandwidth / bytesPerToken;
   return {
     date: new Date().toISOString().slice(0, 10),
     machine: machineDescription(),
@@ -95,7 +117,43 @@ export async function runBenchmark(model: LayerSkipModel, options: BenchmarkOpti
     weightBytesPerToken: bytesPerToken,
     readBandwidthBytesPerSecond: bandwidth,
     rooflineTokensPerSecond: roofline,
-    rooflineFraction: median(decode) / roofline,
+    rooflineFraction: roofline === null ? null : median(decode) / roofline,
+  };
+}
+
+/** Greedy autoregressive and self-speculative decoding of the same random prompts, one pair per repeat. */
+export async function runSpeculativeBenchmark(
+  model: LayerSkipModel,
+  options: SpeculativeBenchmarkOptions,
+): Promise<SpeculativeBenchmarkResult> {
+  const autoregressive: number[] = [];
+  const speculative: number[] = [];
+  let drafted = 0;
+  let accepted = 0;
+  let identical = true;
+  for (let repeat = 0; repeat < options.repeats; repeat++) {
+    const prompt = randomPrompt(options.promptTokens, model.info.vocabSize, 2000 + repeat);
+    const plain = await model.generate(prompt, { maxSteps: options.generateTokens, stopTokenIds: [] });
+    const drafting = await model.generate(prompt, {
+      maxSteps: options.generateTokens,
+      stopTokenIds: [],
+      generationStrategy: 'self_speculative',
+      exitLayer: options.exitLayer,
+      numSpeculations: options.numSpeculations,
+    });
+    autoregressive.push(plain.stats.decodeTokensPerSecond);
+    speculative.push(drafting.stats.decodeTokensPerSecond);
+    drafted += drafting.stats.drafted;
+    accepted += drafting.stats.accepted;
+    identical &&= plain.tokenIds.length === drafting.tokenIds.length && plain.tokenIds.every((id, i) => id === drafting.tokenIds[i]);
+  }
+  return {
+    ...options,
+    autoregressiveTokensPerSecond: autoregressive,
+    speculativeTokensPerSecond: speculative,
+    speedup: median(speculative) / median(autoregressive),
+    acceptanceRate: drafted > 0 ? accepted / drafted : 0,
+    identical,
   };
 }
 
@@ -107,9 +165,13 @@ export function formatBenchmark(result: BenchmarkResult): string {
     `| prefill (${result.promptTokens}-token prompt) | ${result.medianPrefillTokensPerSecond.toFixed(1)} tok/s | ${result.prefillTokensPerSecond.map((v) => v.toFixed(1)).join(', ')} |`,
     `| decode (${result.generateTokens} tokens) | ${result.medianDecodeTokensPerSecond.toFixed(2)} tok/s | ${result.decodeTokensPerSecond.map((v) => v.toFixed(2)).join(', ')} |`,
     `| weights read per token | ${(result.weightBytesPerToken / 2 ** 30).toFixed(3)} GiB | |`,
-    `| memory read bandwidth (${result.threads} threads) | ${(result.readBandwidthBytesPerSecond / 1e9).toFixed(1)} GB/s | |`,
-    `| decode roofline | ${result.rooflineTokensPerSecond.toFixed(2)} tok/s | |`,
-    `| decode / roofline | ${(result.rooflineFraction * 100).toFixed(1)}% | |`,
   ];
+  if (result.readBandwidthBytesPerSecond !== null && result.rooflineTokensPerSecond !== null && result.rooflineFraction !== null) {
+    lines.push(
+      `| memory read bandwidth (${result.threads} threads) | ${(result.readBandwidthBytesPerSecond / 1e9).toFixed(1)} GB/s | |`,
+      `| decode roofline | ${result.rooflineTokensPerSecond.toFixed(2)} tok/s | |`,
+      `| decode / roofline | ${(result.rooflineFraction * 100).toFixed(1)}% | |`,
+    );
+  }
   return lines.join('\n');
 }

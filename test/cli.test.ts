@@ -1,4 +1,5 @@
-// The `layerskip` command line: generate (streaming, --json, stdin, LayerSkip spellings), help, usage errors.
+// The `layerskip` command line: generate (streaming, --json, stdin, LayerSkip spellings), help, usage errors,
+// benchmark.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -77,5 +78,26 @@ describe('CLI', function () {
     const badOption = layerskip(['generate', '--model', modelDir, '--prompt', 'x', '--top-p', '3']);
     assert.equal(badOption.code, 1);
     assert.match(badOption.stderr, /topP must be in \(0, 1\]/);
+  });
+
+  it('benchmark reports throughput and, with --self-speculative, an identical-output speedup', function () {
+    const base = ['benchmark', '--model', modelDir, '--prompt-tokens', '8', '--generate-tokens', '8', '--repeats', '2', '--threads', '1'];
+    const plain = layerskip([...base, '--json']);
+    assert.equal(plain.code, 0, plain.stderr);
+    const result = JSON.parse(plain.stdout);
+    assert.equal(result.decodeTokensPerSecond.length, 2);
+    assert.ok(result.medianPrefillTokensPerSecond > 0 && result.medianDecodeTokensPerSecond > 0);
+    assert.ok(result.rooflineFraction > 0, 'the CPU backend reports a roofline');
+    assert.equal(result.selfSpeculative, undefined);
+
+    const table = layerskip([...base, '--self-speculative', '--exit-layer', '1', '--num-speculations', '3']);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /\| decode \(8 tokens\) \|/);
+    assert.match(table.stdout, /self-speculative, E = 1, k = 3/);
+    assert.match(table.stdout, /speedup [\d.]+× · acceptance [\d.]+% · output identical to autoregressive/);
+
+    const noExit = layerskip([...base, '--self-speculative']);
+    assert.equal(noExit.code, 2);
+    assert.match(noExit.stderr, /--self-speculative needs --exit-layer E/);
   });
 });

@@ -15,7 +15,7 @@
 // 5e-4 leaves over 10× for the GPU's own rounding.
 import assert from 'node:assert/strict';
 
-import { loadModel } from '../lib/index.js';
+import { loadModel, type GenerationOptions } from '../lib/index.js';
 import { loadNativeBinding, type NativeModel } from '../lib/native.js';
 import { ensureFixtures } from './fixtures/make-fixtures.js';
 import { logitsFor, maxRelativeError, tokenSequence } from './helpers/native.js';
@@ -131,10 +131,10 @@ describe(`CUDA backend${unavailable ? ` (skipped: ${unavailable})` : ''}`, funct
     const onCpu = await loadModel(dirs['tiny-mha-f32'], { device: 'cpu' });
     try {
       const prompt = tokenSequence(9, onGpu.info.vocabSize, 6);
-      const options = {
+      const options: GenerationOptions = {
         maxSteps: 48, stopTokenIds: [], generationStrategy: 'self_speculative', exitLayer: 1, numSpeculations: 3,
         temperature: 0.9, topK: 40, topP: 0.95, seed: 11,
-      } as const;
+      };
       const onDevice = await onGpu.generate(prompt, options);
       const onHost = await onCpu.generate(prompt, options);
       assert.equal(onDevice.stats.device, 'cuda');

@@ -1,6 +1,7 @@
 // The `layerskip` command: dispatches to subcommands; usage errors print one line and exit 2, other failures
 // print the error message and exit 1.
 import { UsageError } from './args.js';
+import { runBenchmarkCommand } from './benchmark-command.js';
 import { runCorrectnessCommand } from './correctness-command.js';
 import { runEvalCommand } from './eval-command.js';
 import { runGenerateCommand } from './generate-command.js';
@@ -11,6 +12,7 @@ const commands: Record<string, { summary: string; run: (argv: string[]) => Promi
   correctness: { summary: 'check greedy self-speculative output against autoregressive', run: runCorrectnessCommand },
   train: { summary: 'train a model with the LayerSkip recipe (layer dropout + early-exit loss)', run: runTrainCommand },
   eval: { summary: 'per-exit-layer accuracy, perplexity and agreement; recommends an exit layer', run: runEvalCommand },
+  benchmark: { summary: 'prefill and decode tok/s on this machine; self-speculative speedup', run: runBenchmarkCommand },
 };
 
 function mainHelp(): string {

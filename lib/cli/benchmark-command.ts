@@ -1,0 +1,101 @@
+// `layerskip benchmark`: how fast a checkpoint runs on this machine — prefill and decode tok/s over random prompts
+// (medians of repeats), the decode roofline on the CPU, and with --self-speculative, greedy autoregressive vs
+// self-speculative decoding at the given (E, k): acceptance, speedup, and whether the output stayed identical.
+import { availableParallelism } from 'node:os';
+
+import { formatBenchmark, median, runBenchmark, runSpeculativeBenchmark, type SpeculativeBenchmarkResult } from '../benchmark.js';
+import { loadModel, type Device } from '../model.js';
+import { formatHelp, parseArgs, UsageError, type OptionSpecs } from './args.js';
+import { defaultModelDir } from './common.js';
+
+export const benchmarkSpecs: OptionSpecs = {
+  model: { kind: 'string', placeholder: 'DIR', description: 'HuggingFace Llama checkpoint folder (default: the bundled demo model)' },
+  device: { kind: 'string', placeholder: 'NAME', description: 'cpu (default), cuda or auto' },
+  threads: { kind: 'integer', placeholder: 'N', description: 'CPU threads (default: one per core)' },
+  'prompt-tokens': { kind: 'integer', placeholder: 'N', description: 'random prompt length (default 512, at most half the context)' },
+  'generate-tokens': { kind: 'integer', placeholder: 'N', description: 'tokens decoded per repeat (default 128, at most a quarter of the context)' },
+  repeats: { kind: 'integer', placeholder: 'N', description: 'repeats, each with a fresh prompt (default 3)' },
+  'exit-layer': { kind: 'integer', placeholder: 'E', description: 'decode with the first E layers only (early exit); the draft depth with --self-speculative' },
+  'self-speculative': { kind: 'boolean', description: 'also compare greedy self-speculative decoding with autoregressive' },
+  'num-speculations': { kind: 'integer', placeholder: 'K', description: 'tokens drafted per step with --self-speculative (default 4)' },
+  json: { kind: 'boolean', description: 'print the results as JSON' },
+  help: { kind: 'boolean', aliases: ['h'], description: 'show this help' },
+};
+
+export const benchmarkHelp = formatHelp(
+  'Usage: layerskip benchmark [--model DIR] [--device NAME] [--repeats N] [--self-speculative --exit-layer E --num-speculations K]',
+  'Measures prefill and decode throughput of a checkpoint on this machine; optionally self-speculative speedup.',
+  benchmarkSpecs,
+);
+
+function formatSpeculative(result: SpeculativeBenchmarkResult): string {
+  return [
+    `self-speculative, E = ${result.exitLayer}, k = ${result.numSpeculations} (greedy, ${result.generateTokens} tokens, ${result.repeats} prompts)`,
+    `| decoding | median tok/s | runs |`,
+    `|---|---|---|`,
+    `| autoregressive | ${median(result.autoregressiveTokensPerSecond).toFixed(2)} | ${result.autoregressiveTokensPerSecond.map((v) => v.toFixed(2)).join(', ')} |`,
+    `| self-speculative | ${median(result.speculativeTokensPerSecond).toFixed(2)} | ${result.speculativeTokensPerSecond.map((v) => v.toFixed(2)).join(', ')} |`,
+    `speedup ${result.speedup.toFixed(2)}× · acceptance ${(result.acceptanceRate * 100).toFixed(1)}% · ` +
+      `output ${result.identical ? 'identical to autoregressive' : 'DIFFERENT from autoregressive'}`,
+  ].join('\n');
+}
+
+export async function runBenchmarkCommand(argv: string[]): Promise<number> {
+  const { options, positionals } = parseArgs(argv, benchmarkSpecs);
+  if (options.help) {
+    process.stdout.write(benchmarkHelp);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const speculative = options['self-speculative'] === true;
+  if (options['num-speculations'] !== undefined && !speculative) {
+    throw new UsageError('--num-speculations needs --self-speculative');
+  }
+  const model = await loadModel((options.model as string | undefined) ?? defaultModelDir(), {
+    device: options.device as Device | undefined,
+    threads: options.threads as number | undefined,
+  });
+  try {
+    const info = model.info;
+    const generateTokens = (options['generate-tokens'] as number | undefined) ?? Math.min(128, Math.floor(info.contextLength / 4));
+    const promptTokens = (options['prompt-tokens'] as number | undefined) ?? Math.min(512, Math.floor(info.contextLength / 2));
+    if (generateTokens < 1 || promptTokens < 1) throw new UsageError('--prompt-tokens and --generate-tokens must be ≥ 1');
+    if (promptTokens + generateTokens + 1 > info.contextLength) {
+      throw new UsageError(`--prompt-tokens + --generate-tokens must stay below the context length ${info.contextLength}`);
+    }
+    const repeats = (options.repeats as number | undefined) ?? 3;
+    if (repeats < 1) throw new UsageError('--repeats must be ≥ 1');
+    const exitLayer = options['exit-layer'] as number | undefined;
+    if (exitLayer !== undefined && (exitLayer < 1 || exitLayer > info.numLayers)) {
+      throw new UsageError(`--exit-layer must be in [1, ${info.numLayers}]`);
+    }
+    if (speculative && (exitLayer === undefined || exitLayer >= info.numLayers)) {
+      throw new UsageError(`--self-speculative needs --exit-layer E with E < ${info.numLayers} (the draft depth)`);
+    }
+    const throughput = await runBenchmark(model, {
+      threads: (options.threads as number | undefined) ?? availableParallelism(),
+      repeats,
+      promptTokens,
+      generateTokens,
+      exitLayer: speculative ? undefined : exitLayer,
+    });
+    const comparison = speculative
+      ? await runSpeculativeBenchmark(model, {
+          exitLayer: exitLayer!,
+          numSpeculations: (options['num-speculations'] as number | undefined) ?? 4,
+          promptTokens,
+          generateTokens,
+          repeats,
+        })
+      : undefined;
+    if (options.json) {
+      process.stdout.write(JSON.stringify({ ...throughput, selfSpeculative: comparison }, null, 2) + '\n');
+    } else {
+      process.stdout.write(formatBenchmark(throughput) + '\n');
+      if (comparison) process.stdout.write('\n' + formatSpeculative(comparison) + '\n');
+    }
+    return comparison && !comparison.identical ? 1 : 0;
+  } finally {
+    await model.dispose();
+  }
+}
