@@ -18,6 +18,9 @@
 #include <vector>
 
 #include "../../cuda/cuda_backend.h"
+#if defined(LAYERSKIP_CUDA_EMULATOR)
+#include "../../cuda/emulator/device.h"
+#endif
 #include "../context.h"
 #include "../model.h"
 #include "test_framework.h"
@@ -310,6 +313,36 @@ TEST(cuda_model_logits_are_batch_invariant) {
     }
   }
 }
+
+#if defined(LAYERSKIP_CUDA_EMULATOR)
+// Kernel launches per decode token (forward of one token + greedy sample), counted by the emulator: on a GPU a small
+// model's decode is bound by these, not by bandwidth, so the count is pinned here and a change must be deliberate.
+TEST(cuda_emulator_counts_launches_per_decode_token) {
+  if (!cuda_available()) return;
+  RandomCheckpoint checkpoint(kTinyShape, 17);
+  std::unique_ptr<Model> model = load(checkpoint.dir(), true);
+  if (!model) return;
+  const ModelConfig& c = model->config();
+  const std::vector<int32_t> prompt = prompt_tokens(9, c.vocab_size);
+  // Launches of one token through layers [0, layer_end), the final norm and head, and a greedy sample.
+  auto launches_for = [&](int layer_end) -> uint64_t {
+    std::unique_ptr<Context> context = make_context(*model);
+    CHECK_OK(context->forward(prompt.data(), int(prompt.size()), layer_end, 1));
+    const int32_t token = 5;
+    const uint64_t before = emulator::launch_count();
+    CHECK_OK(context->forward(&token, 1, layer_end, 1));
+    SampledToken next;
+    CHECK_OK(context->sample(1, SamplingParams{}, nullptr, &next));
+    return emulator::launch_count() - before;
+  };
+  const uint64_t full = launches_for(c.num_layers), one_layer = launches_for(1);
+  const uint64_t per_layer = (full - one_layer) / uint64_t(c.num_layers - 1), outside = one_layer - per_layer;
+  std::printf("    decode token: %llu launches per layer + %llu outside the layers (embed, final norm, head, sample)\n",
+              (unsigned long long)per_layer, (unsigned long long)outside);
+  CHECK_MSG(per_layer == 14 && outside == 5 && full == per_layer * c.num_layers + outside,
+            full << " launches for " << c.num_layers << " layers, " << one_layer << " for one: expected 14 per layer + 5");
+}
+#endif
 
 TEST(cuda_speculative_greedy_equals_autoregressive) {
   if (!cuda_available()) return;

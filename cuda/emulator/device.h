@@ -51,6 +51,8 @@ namespace emulator {
 void launch(const void* kernel, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
             const std::function<void()>& body);
 void* dynamic_shared_memory();
+// Kernel launches run so far in this process (what a GPU would see as launches: the tests count them per token).
+uint64_t launch_count();
 
 void sync_block();
 void sync_warp();

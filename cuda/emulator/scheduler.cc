@@ -7,6 +7,7 @@
 //
 // To expose missing barriers, the thread order within a block alternates (ascending, descending) from block to
 // block; dynamic shared memory starts every block filled with 0xFF bytes (NaN as float and bf16).
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -80,6 +81,7 @@ FiberContext scheduler_context;
 std::vector<Fiber> fibers;  // the pool; the first `threads` belong to the running block
 BlockState* block = nullptr;
 uint64_t blocks_run = 0;
+std::atomic<uint64_t> launches{0};
 
 Fiber& current_fiber() { return fibers[size_t(block->current)]; }
 
@@ -303,6 +305,7 @@ void launch(const void* kernel, dim3 grid, dim3 block_dim, size_t shared_bytes, 
     return;
   }
 
+  launches++;
   gridDim = grid;
   blockDim = block_dim;
   static BlockState state;  // reused: its warp state and shared memory keep their allocations
@@ -331,6 +334,8 @@ void launch(const void* kernel, dim3 grid, dim3 block_dim, size_t shared_bytes, 
 }
 
 void* dynamic_shared_memory() { return block->shared.data(); }
+
+uint64_t launch_count() { return launches.load(); }
 
 void sync_block() {
   Fiber& fiber = current_fiber();
