@@ -91,6 +91,7 @@ class Context {
   Context(const Model& model) : model_(model), backend_(model.backend()) {}
   Status allocate(float** buffer, size_t count);
   Status check_step_lengths(const char* step, int layers_below_exit) const;
+  bool same_sampling(const SamplingParams& params) const;
   Status pick_verified(int row_begin, int count, const SamplingParams& params, const double* uniforms, VerifyRow* out);
 
   const Model& model_;
@@ -121,6 +122,7 @@ class Context {
   int exit_layer_ = 0;
   int speculation_start_ = 0;       // n: the position of the step's first exit row
   bool speculation_sampled_ = false;
+  SamplingParams speculation_params_;  // the step's sampling setting (every draft and the verify share it)
   std::vector<int32_t> draft_tokens_;                // (exit_rows) proposals d1, d2, …
   std::unique_ptr<SpeculativeSampler> speculative_sampler_;  // sampling only: draft rows' distributions
 };

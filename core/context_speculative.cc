@@ -30,6 +30,14 @@ Status Context::reserve_speculation(int num_speculations) {
   return Status::ok();
 }
 
+// A step samples every row under one setting: the kept draft distributions must be the ones verify compares with.
+bool Context::same_sampling(const SamplingParams& params) const {
+  if ((params.temperature > 0) != speculation_sampled_) return false;
+  const SamplingParams& step = speculation_params_;
+  return !speculation_sampled_ ||
+         (params.temperature == step.temperature && params.top_k == step.top_k && params.top_p == step.top_p);
+}
+
 // Layers [0, E) must hold n + layers_below_exit positions and layers [E, L) exactly n.
 Status Context::check_step_lengths(const char* step, int layers_below_exit) const {
   for (int l = 0; l < int(layer_length_.size()); l++) {
@@ -56,10 +64,11 @@ Status Context::draft(int32_t token, int exit_layer, const SamplingParams& param
     speculation_start_ = layer_length_[0];
     exit_layer_ = exit_layer;
     speculation_sampled_ = params.temperature > 0;
+    speculation_params_ = params;
     draft_tokens_.clear();
   } else {
     if (exit_layer != exit_layer_) return Status::error("draft: exit layer changed within a step");
-    if ((params.temperature > 0) != speculation_sampled_) return Status::error("draft: sampling changed within a step");
+    if (!same_sampling(params)) return Status::error("draft: sampling changed within a step");
     if (token != draft_tokens_.back()) {
       return Status::error("draft: token " + std::to_string(token) + " is not the previous proposal " +
                            std::to_string(draft_tokens_.back()));
@@ -115,7 +124,7 @@ Status Context::verify(int draft_count, const SamplingParams& params, const doub
     return Status::error("verify: " + std::to_string(draft_count) + " drafts requested after " +
                          std::to_string(exit_rows_) + " draft passes (expected that many or one fewer)");
   }
-  if ((params.temperature > 0) != speculation_sampled_) return Status::error("verify: sampling differs from the drafts'");
+  if (!same_sampling(params)) return Status::error("verify: sampling differs from the drafts'");
   if (speculation_sampled_ && uniforms == nullptr) return Status::error("verify: sampling needs uniforms");
 
   // The last proposal has not been through [0, E) yet when it is verified.

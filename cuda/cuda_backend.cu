@@ -315,6 +315,7 @@ class CudaBackend final : public Backend {
     LS_RETURN_IF_ERROR(
         device_malloc(&sampler->draft_logits_, size_t(capacity) * size_t(vocab) * sizeof(float), "draft logits"));
     LS_RETURN_IF_ERROR(device_malloc(&sampler->draft_tokens_, size_t(capacity) * sizeof(int32_t), "draft tokens"));
+    sampler->update_accounting();
     *out = std::move(sampler);
     return Status::ok();
   }
@@ -334,6 +335,16 @@ class CudaBackend final : public Backend {
       backend_->activate();
       cudaStreamSynchronize(backend_->stream_);
       for (void* buffer : {draft_logits_, draft_tokens_, uniforms_.data, results_.data, workspace_.data}) cudaFree(buffer);
+      backend_->buffer_bytes_ -= accounted_bytes_;
+    }
+
+    // Counts this sampler's device memory in the backend's buffer bytes (BackendMemory), as it grows.
+    void update_accounting() {
+      const size_t bytes = (draft_logits_ ? size_t(capacity_) * size_t(vocab_) * sizeof(float) : 0) +
+                           (draft_tokens_ ? size_t(capacity_) * sizeof(int32_t) : 0) + uniforms_.bytes +
+                           results_.bytes + workspace_.bytes;
+      backend_->buffer_bytes_ += bytes - accounted_bytes_;
+      accounted_bytes_ = bytes;
     }
 
     Status sample_draft(SampledToken* out, const float* logits, const SamplingParams& params, double uniform,
@@ -361,6 +372,7 @@ class CudaBackend final : public Backend {
       LS_RETURN_IF_ERROR(backend_->ensure(&uniforms_, size_t(n) * sizeof(double), "verification uniforms"));
       LS_RETURN_IF_ERROR(backend_->ensure(&results_, size_t(n) * sizeof(VerifyRow), "verification results"));
       LS_RETURN_IF_ERROR(backend_->ensure(&workspace_, workspace_floats * sizeof(float), "verification weights"));
+      update_accounting();
       cudaStream_t stream = backend_->stream_;
       if (drafted > 0) {
         LS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(draft_tokens_, draft_tokens, size_t(drafted) * sizeof(int32_t),
@@ -388,6 +400,7 @@ class CudaBackend final : public Backend {
     Scratch uniforms_;              // (n) doubles
     Scratch results_;               // (n) VerifyRow
     Scratch workspace_;             // (n, 2, vocab) f32 verify and draft weights
+    size_t accounted_bytes_ = 0;    // what update_accounting() last added to the backend's buffer bytes
   };
 
   Status activate() { return cuda_status(cudaSetDevice(device_), "select device"); }

@@ -161,7 +161,9 @@ __device__ Prefix find_prefix(const float* logits, const float* weights, int voc
   for (int i = begin; i < end; i++) {
     const uint32_t key = order_key(logits[i]);
     if (key != bound || !in_prefix(key, i, parent)) continue;
-    running += measure<kCountMeasure>(weights, i);
+    const float m = measure<kCountMeasure>(weights, i);
+    running += m;
+    if (strict && !(m > 0.0f)) continue;  // a draw never lands on a token without mass (residuals have many)
     last = i;
     if (found == INT_MAX && satisfied(running)) found = i;
   }

@@ -125,6 +125,17 @@ TEST(speculative_positions_are_asserted) {
   CHECK(context->verify(0, SamplingParams{}, nullptr, rows).is_ok());
   for (int l = 0; l < num_layers; l++) CHECK(context->layer_length(l) == n + 1);
 
+  // A sampled step keeps one setting: its drafts' distributions are what verification compares against.
+  context->truncate(n);
+  const SamplingParams sampled{0.8f, 0, 0.9f}, hotter{0.9f, 0, 0.9f}, narrower{0.8f, 0, 0.5f};
+  const double uniforms[3] = {0.3, 0.6, 0.9};
+  CHECK(context->draft(x, exit_layer, sampled, 0.5, &proposal).is_ok());
+  CHECK(!context->draft(proposal.token, exit_layer, hotter, 0.5, &proposal).is_ok());
+  CHECK(!context->draft(proposal.token, exit_layer, SamplingParams{}, 0.5, &proposal).is_ok());
+  CHECK(!context->verify(1, narrower, uniforms, rows).is_ok());
+  CHECK(context->verify(1, sampled, uniforms, rows).is_ok());
+  context->truncate(n);
+
   // A step cannot start from uneven layers (an early-exit decode left [E, L) behind).
   CHECK(context->forward(&x, 1, exit_layer, 1).is_ok());
   CHECK(!context->draft(x, exit_layer, SamplingParams{}, 0.0, &proposal).is_ok());

@@ -10,6 +10,8 @@
 //
 // Compiled with -include before everything else (cuda/cuda.cmake), so __shared__ is ours before cuda_runtime.h
 // defines it: a block's __shared__ arrays become static locals, one per kernel, correct since blocks run in turn.
+// Unlike dynamic shared memory (poisoned per block), these keep the previous block's values, so a read before any
+// write there goes unnoticed.
 #pragma once
 
 #ifndef __shared__

@@ -22,7 +22,6 @@ struct State {
   std::mutex mutex;
   std::map<const char*, size_t> allocations;  // base → bytes
   size_t allocated_bytes = 0;
-  cudaError_t last_error = cudaSuccess;
   std::map<const void*, size_t> shared_limits;  // kernel → opted-in dynamic shared bytes
 };
 
@@ -31,8 +30,11 @@ State& state() {
   return instance;
 }
 
+// As in CUDA, the last error belongs to the calling host thread.
+thread_local cudaError_t last_error = cudaSuccess;
+
 cudaError_t set_error(cudaError_t error) {
-  if (error != cudaSuccess) state().last_error = error;
+  if (error != cudaSuccess) last_error = error;
   return error;
 }
 
@@ -183,12 +185,12 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
 }
 
 cudaError_t cudaGetLastError() {
-  const cudaError_t error = state().last_error;
-  state().last_error = cudaSuccess;
+  const cudaError_t error = layerskip::emulator::last_error;
+  layerskip::emulator::last_error = cudaSuccess;
   return error;
 }
 
-cudaError_t cudaPeekAtLastError() { return state().last_error; }
+cudaError_t cudaPeekAtLastError() { return layerskip::emulator::last_error; }
 
 const char* cudaGetErrorName(cudaError_t error) {
   switch (error) {

@@ -7,12 +7,17 @@
 //
 // To expose missing barriers, the thread order within a block alternates (ascending, descending) from block to
 // block; dynamic shared memory starts every block filled with 0xFF bytes (NaN as float and bf16).
+#include <sys/mman.h>
+
 #include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "device.h"
@@ -41,9 +46,38 @@ struct PendingCopy {
   bool valid;
 };
 
+// A fiber's stack, mapped with a PROT_NONE guard page below it: an overflow faults instead of corrupting the heap.
+class FiberStack {
+ public:
+  static constexpr size_t kGuardBytes = 4096;
+  FiberStack() = default;
+  FiberStack(FiberStack&& other) noexcept : mapping_(std::exchange(other.mapping_, nullptr)) {}
+  FiberStack& operator=(FiberStack&& other) noexcept {
+    std::swap(mapping_, other.mapping_);
+    return *this;
+  }
+  ~FiberStack() {
+    if (mapping_ != nullptr) munmap(mapping_, kGuardBytes + kStackBytes);
+  }
+  // The usable kStackBytes, mapped on first use.
+  char* get() {
+    if (mapping_ == nullptr) {
+      void* mapping = mmap(nullptr, kGuardBytes + kStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                           -1, 0);
+      if (mapping == MAP_FAILED) throw std::bad_alloc();
+      mprotect(mapping, kGuardBytes, PROT_NONE);
+      mapping_ = mapping;
+    }
+    return static_cast<char*>(mapping_) + kGuardBytes;
+  }
+
+ private:
+  void* mapping_ = nullptr;
+};
+
 struct Fiber {
   FiberContext context;
-  std::unique_ptr<char[]> stack;
+  FiberStack stack;
   uint3 thread;
   int warp = 0, lane = 0;
   bool done = false;
@@ -80,7 +114,7 @@ struct BlockState {
 FiberContext scheduler_context;
 std::vector<Fiber> fibers;  // the pool; the first `threads` belong to the running block
 BlockState* block = nullptr;
-uint64_t blocks_run = 0;
+uint64_t blocks_run = 0;  // per kernel launch sequence: see launch()
 std::atomic<uint64_t> launches{0};
 
 Fiber& current_fiber() { return fibers[size_t(block->current)]; }
@@ -252,7 +286,6 @@ void run_block(BlockState& state, bool reverse) {
   }
   for (int i = 0; i < threads; i++) {
     Fiber& fiber = fibers[size_t(i)];
-    if (!fiber.stack) fiber.stack.reset(new char[kStackBytes]);
     fiber.thread = make_uint3(unsigned(i) % blockDim.x, unsigned(i) / blockDim.x % blockDim.y,
                               unsigned(i) / (blockDim.x * blockDim.y));
     fiber.warp = i / kWarpSize;
@@ -306,10 +339,15 @@ void launch(const void* kernel, dim3 grid, dim3 block_dim, size_t shared_bytes, 
   }
 
   launches++;
+  // The thread order alternates from block to block, and a kernel's successive launches start on alternate orders,
+  // so even a one-block kernel is run both ways.
+  static std::unordered_map<const void*, uint64_t> launches_per_kernel;
+  blocks_run = launches_per_kernel[kernel]++;
   gridDim = grid;
   blockDim = block_dim;
-  static BlockState state;  // reused: its warp state and shared memory keep their allocations
-  state.shared.resize((shared_bytes + 15) / 16);
+  static BlockState state;  // reused: its warp state keeps its allocation
+  // Exactly the launch's dynamic shared memory, so a kernel indexing past it is caught under AddressSanitizer.
+  state.shared = std::vector<uint4>((shared_bytes + 15) / 16);
   for (unsigned z = 0; z < grid.z; z++) {
     for (unsigned y = 0; y < grid.y; y++) {
       for (unsigned x = 0; x < grid.x; x++) {
