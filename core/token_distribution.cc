@@ -9,12 +9,6 @@ namespace layerskip {
 
 namespace {
 
-// Sorts `order` (token ids) best first: logit descending, then id ascending — a strict total order.
-struct BetterToken {
-  const float* logits;
-  bool operator()(int a, int b) const { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); }
-};
-
 // The top-p cut over `order` (sorted best first, weights parallel to it): the length of the smallest prefix whose
 // mass reaches top_p, or 0 when rounding keeps the whole prefix from reaching it.
 size_t nucleus_length(const std::vector<double>& weights, double total, float top_p) {
@@ -27,6 +21,17 @@ size_t nucleus_length(const std::vector<double>& weights, double total, float to
 }
 
 }  // namespace
+
+void sort_best_head(std::vector<int32_t>* candidates, int head, const BetterToken& better) {
+  std::nth_element(candidates->begin(), candidates->begin() + (head - 1), candidates->end(), better);
+  std::sort(candidates->begin(), candidates->begin() + head, better);
+}
+
+double tempered_total(const float* logits, int vocab, double inverse_temperature, double top) {
+  double total = 0;
+  for (int token = 0; token < vocab; token++) total += std::exp(double(logits[token]) * inverse_temperature - top);
+  return total;
+}
 
 void build_token_distribution(const float* logits, int vocab, const SamplingParams& params, TokenDistribution* out) {
   const BetterToken better{logits};
@@ -43,18 +48,15 @@ void build_token_distribution(const float* logits, int vocab, const SamplingPara
   const int keep = params.top_k > 0 ? std::min(params.top_k, vocab) : vocab;
   size_t kept = 0;
   if (keep == vocab && params.top_p < 1.0f) {
-    // Top-p alone: the nucleus is usually a small head of the vocabulary, so select the best k (O(vocab)) and sort
-    // only those, doubling k until they hold top_p of the mass — the same prefix a full sort would give, without
-    // sorting 128k tokens per row.
+    // Top-p alone: the nucleus is usually a small head of the vocabulary, so sort only a head, widened until it
+    // holds top_p of the mass — the same prefix a full sort would give.
     const int best = *std::min_element(order.begin(), order.end(), better);
     const double top = double(logits[best]) * inverse_temperature;
-    double total = 0;
-    for (int token = 0; token < vocab; token++) total += std::exp(double(logits[token]) * inverse_temperature - top);
-    std::vector<int32_t> candidates(order);  // every token; nth_element leaves the best `head` in front
-    for (int head = std::min(vocab, 1024);; head = std::min(vocab, head * 4)) {
-      std::nth_element(candidates.begin(), candidates.begin() + (head - 1), candidates.end(), better);
+    const double total = tempered_total(logits, vocab, inverse_temperature, top);
+    std::vector<int32_t> candidates(order);
+    for (int head = std::min(vocab, kFirstHead);; head = std::min(vocab, head * 4)) {
+      sort_best_head(&candidates, head, better);
       order.assign(candidates.begin(), candidates.begin() + head);
-      std::sort(order.begin(), order.end(), better);
       weigh(top);
       kept = nucleus_length(weights, total, params.top_p);
       if (kept > 0 || head == vocab) break;

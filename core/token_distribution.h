@@ -21,6 +21,21 @@ struct TokenDistribution {
   int32_t sample(double uniform) const;
 };
 
+// Best-first order of token ids: logit descending, then id ascending — a strict total order (the draw order).
+struct BetterToken {
+  const float* logits;
+  bool operator()(int a, int b) const { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); }
+};
+
+// Sorts the best `head` of `candidates` (token ids) to its front, best first; the rest follow in no order. A walk
+// down the draw order sorts a head of kFirstHead tokens and widens it 4× only when it runs off the end, instead of
+// sorting a 128k vocabulary for every row.
+constexpr int kFirstHead = 1024;
+void sort_best_head(std::vector<int32_t>* candidates, int head, const BetterToken& better);
+
+// Σ exp(logit · inverse_temperature − top) over a row of `vocab` logits.
+double tempered_total(const float* logits, int vocab, double inverse_temperature, double top);
+
 // Builds the distribution of one logits row (vocab floats, host memory); params.temperature must be > 0.
 void build_token_distribution(const float* logits, int vocab, const SamplingParams& params, TokenDistribution* out);
 

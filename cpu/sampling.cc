@@ -25,20 +25,16 @@ int argmax(const float* logits, int vocab) {
 }
 
 // Temperature alone: the same draw as TokenDistribution::sample (the first token, best first, whose cumulative
-// probability exceeds `uniform`), found by sorting only as much of the vocabulary as the draw walks — the best
-// 1024 tokens, then 4× more while the cumulative falls short — instead of all of it.
+// probability exceeds `uniform`), sorting only as much of the vocabulary as the draw walks (sort_best_head).
 SampledToken sample_untruncated(const float* logits, int vocab, float temperature, double uniform) {
-  auto better = [logits](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  const BetterToken better{logits};
   const double inverse_temperature = 1.0 / temperature;
-  const int best = argmax(logits, vocab);
-  const double top = double(logits[best]) * inverse_temperature;
-  double total = 0;
-  for (int token = 0; token < vocab; token++) total += std::exp(double(logits[token]) * inverse_temperature - top);
+  const double top = double(logits[argmax(logits, vocab)]) * inverse_temperature;
+  const double total = tempered_total(logits, vocab, inverse_temperature, top);
   std::vector<int32_t> candidates(vocab);
   std::iota(candidates.begin(), candidates.end(), 0);
-  for (int head = std::min(vocab, 1024);; head = std::min(vocab, head * 4)) {
-    std::nth_element(candidates.begin(), candidates.begin() + (head - 1), candidates.end(), better);
-    std::sort(candidates.begin(), candidates.begin() + head, better);
+  for (int head = std::min(vocab, kFirstHead);; head = std::min(vocab, head * 4)) {
+    sort_best_head(&candidates, head, better);
     double cumulative = 0;
     for (int i = 0; i < head; i++) {
       const double probability = std::exp(double(logits[candidates[i]]) * inverse_temperature - top) / total;

@@ -175,3 +175,15 @@ export function formatBenchmark(result: BenchmarkResult): string {
   }
   return lines.join('\n');
 }
+
+export function formatSpeculativeBenchmark(result: SpeculativeBenchmarkResult): string {
+  return [
+    `self-speculative, E = ${result.exitLayer}, k = ${result.numSpeculations} (greedy, ${result.generateTokens} tokens, ${result.repeats} prompts)`,
+    `| decoding | median tok/s | runs |`,
+    `|---|---|---|`,
+    `| autoregressive | ${median(result.autoregressiveTokensPerSecond).toFixed(2)} | ${result.autoregressiveTokensPerSecond.map((v) => v.toFixed(2)).join(', ')} |`,
+    `| self-speculative | ${median(result.speculativeTokensPerSecond).toFixed(2)} | ${result.speculativeTokensPerSecond.map((v) => v.toFixed(2)).join(', ')} |`,
+    `speedup ${result.speedup.toFixed(2)}× · acceptance ${(result.acceptanceRate * 100).toFixed(1)}% · ` +
+      `output ${result.identical ? 'identical to autoregressive' : 'DIFFERENT from autoregressive'}`,
+  ].join('\n');
+}

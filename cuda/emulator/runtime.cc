@@ -18,6 +18,9 @@ namespace {
 constexpr size_t kDeviceMemoryBytes = size_t(16) << 30;  // what the emulated device claims to have
 constexpr size_t kAllocationAlign = 256;                 // as cudaMalloc
 
+// What an allocation of `bytes` takes from the device: cudaMalloc's granularity.
+size_t allocation_footprint(size_t bytes) { return (bytes + kAllocationAlign - 1) / kAllocationAlign * kAllocationAlign; }
+
 struct State {
   std::mutex mutex;
   std::map<const char*, size_t> allocations;  // base → bytes
@@ -74,8 +77,7 @@ using layerskip::emulator::state;
 
 cudaError_t cudaMalloc(void** pointer, size_t bytes) {
   if (pointer == nullptr) return set_error(cudaErrorInvalidValue);
-  const size_t rounded = (bytes + layerskip::emulator::kAllocationAlign - 1) / layerskip::emulator::kAllocationAlign *
-                         layerskip::emulator::kAllocationAlign;
+  const size_t rounded = layerskip::emulator::allocation_footprint(bytes);
   std::lock_guard<std::mutex> lock(state().mutex);
   if (state().allocated_bytes + rounded > layerskip::emulator::kDeviceMemoryBytes) {
     return set_error(cudaErrorMemoryAllocation);
@@ -97,8 +99,7 @@ cudaError_t cudaFree(void* pointer) {
   std::lock_guard<std::mutex> lock(state().mutex);
   auto found = state().allocations.find(static_cast<const char*>(pointer));
   if (found == state().allocations.end()) return set_error(cudaErrorInvalidValue);
-  const size_t rounded = (found->second + 255) / 256 * 256;
-  state().allocated_bytes -= rounded;
+  state().allocated_bytes -= layerskip::emulator::allocation_footprint(found->second);
   state().allocations.erase(found);
   std::free(pointer);
   return cudaSuccess;

@@ -114,7 +114,6 @@ struct BlockState {
 FiberContext scheduler_context;
 std::vector<Fiber> fibers;  // the pool; the first `threads` belong to the running block
 BlockState* block = nullptr;
-uint64_t blocks_run = 0;  // per kernel launch sequence: see launch()
 std::atomic<uint64_t> launches{0};
 
 Fiber& current_fiber() { return fibers[size_t(block->current)]; }
@@ -342,7 +341,7 @@ void launch(const void* kernel, dim3 grid, dim3 block_dim, size_t shared_bytes, 
   // The thread order alternates from block to block, and a kernel's successive launches start on alternate orders,
   // so even a one-block kernel is run both ways.
   static std::unordered_map<const void*, uint64_t> launches_per_kernel;
-  blocks_run = launches_per_kernel[kernel]++;
+  uint64_t order_parity = launches_per_kernel[kernel]++;
   gridDim = grid;
   blockDim = block_dim;
   static BlockState state;  // reused: its warp state keeps its allocation
@@ -360,7 +359,7 @@ void launch(const void* kernel, dim3 grid, dim3 block_dim, size_t shared_bytes, 
         std::memset(state.shared.data(), 0xff, state.shared.size() * sizeof(uint4));
         blockIdx = make_uint3(x, y, z);
         block = &state;
-        run_block(state, (blocks_run++ & 1) != 0);
+        run_block(state, (order_parity++ & 1) != 0);
         block = nullptr;
         if (!state.error.empty()) {
           record_launch_failure(cudaErrorLaunchFailure, state.error);

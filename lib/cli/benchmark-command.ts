@@ -3,7 +3,7 @@
 // self-speculative decoding at the given (E, k): acceptance, speedup, and whether the output stayed identical.
 import { availableParallelism } from 'node:os';
 
-import { formatBenchmark, median, runBenchmark, runSpeculativeBenchmark, type SpeculativeBenchmarkResult } from '../benchmark.js';
+import { formatBenchmark, formatSpeculativeBenchmark, runBenchmark, runSpeculativeBenchmark } from '../benchmark.js';
 import { loadModel, type Device } from '../model.js';
 import { formatHelp, parseArgs, UsageError, type OptionSpecs } from './args.js';
 import { defaultModelDir } from './common.js';
@@ -27,18 +27,6 @@ export const benchmarkHelp = formatHelp(
   'Measures prefill and decode throughput of a checkpoint on this machine; optionally self-speculative speedup.',
   benchmarkSpecs,
 );
-
-function formatSpeculative(result: SpeculativeBenchmarkResult): string {
-  return [
-    `self-speculative, E = ${result.exitLayer}, k = ${result.numSpeculations} (greedy, ${result.generateTokens} tokens, ${result.repeats} prompts)`,
-    `| decoding | median tok/s | runs |`,
-    `|---|---|---|`,
-    `| autoregressive | ${median(result.autoregressiveTokensPerSecond).toFixed(2)} | ${result.autoregressiveTokensPerSecond.map((v) => v.toFixed(2)).join(', ')} |`,
-    `| self-speculative | ${median(result.speculativeTokensPerSecond).toFixed(2)} | ${result.speculativeTokensPerSecond.map((v) => v.toFixed(2)).join(', ')} |`,
-    `speedup ${result.speedup.toFixed(2)}× · acceptance ${(result.acceptanceRate * 100).toFixed(1)}% · ` +
-      `output ${result.identical ? 'identical to autoregressive' : 'DIFFERENT from autoregressive'}`,
-  ].join('\n');
-}
 
 export async function runBenchmarkCommand(argv: string[]): Promise<number> {
   const { options, positionals } = parseArgs(argv, benchmarkSpecs);
@@ -92,7 +80,7 @@ export async function runBenchmarkCommand(argv: string[]): Promise<number> {
       process.stdout.write(JSON.stringify({ ...throughput, selfSpeculative: comparison }, null, 2) + '\n');
     } else {
       process.stdout.write(formatBenchmark(throughput) + '\n');
-      if (comparison) process.stdout.write('\n' + formatSpeculative(comparison) + '\n');
+      if (comparison) process.stdout.write('\n' + formatSpeculativeBenchmark(comparison) + '\n');
     }
     return comparison && !comparison.identical ? 1 : 0;
   } finally {
