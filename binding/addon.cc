@@ -3,6 +3,7 @@
 
 #include "../core/backend_factory.h"
 #include "../core/host_bandwidth.h"
+#include "../cpu/cpu_features.h"
 #include "args.h"
 #include "context_wrap.h"
 #include "model_wrap.h"
@@ -31,7 +32,35 @@ static Napi::Value ProbeCuda(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// cpuInfo() → { model, features, defaultKernels, kernels: [{ name, description, runnable, missing }] }: what the
+// processor offers and which CPU kernel variants this build has (synchronous; no model needed).
+static Napi::Value CpuInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const CpuFeatures& features = cpu_features();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("model", features.model_name);
+  out.Set("features", features.summary());
+  const CpuKernels* chosen = nullptr;
+  Status status = select_cpu_kernels("auto", &chosen);
+  out.Set("defaultKernels", status.is_ok() ? chosen->name : default_cpu_kernels().name);
+  out.Set("defaultKernelsError", status.is_ok() ? "" : status.message());
+  Napi::Array kernels = Napi::Array::New(env);
+  for (const CpuKernels* variant : compiled_cpu_kernels()) {
+    Napi::Object entry = Napi::Object::New(env);
+    std::string missing = missing_cpu_features(*variant);
+    entry.Set("name", variant->name);
+    entry.Set("description", variant->description);
+    entry.Set("runnable", missing.empty());
+    entry.Set("roundsActivations", variant->rounds_activations);
+    entry.Set("missing", missing);
+    kernels.Set(kernels.Length(), entry);
+  }
+  out.Set("kernels", kernels);
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("cpuInfo", Napi::Function::New(env, CpuInfo));
   exports.Set("measureReadBandwidth", Napi::Function::New(env, MeasureReadBandwidth));
   exports.Set("probeCuda", Napi::Function::New(env, ProbeCuda));
   ModelWrap::Register(env, exports);

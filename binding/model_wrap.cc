@@ -23,9 +23,10 @@ struct LoadProgress {
 // the total); the base class releases it on every path and settles the promise only after the last progress call.
 class LoadWorker : public Napi::AsyncProgressWorker<LoadProgress> {
  public:
-  LoadWorker(Napi::Env env, std::string dir, std::string device, int threads, Napi::Function on_progress)
+  LoadWorker(Napi::Env env, std::string dir, std::string device, int threads, std::string cpu_kernels,
+             Napi::Function on_progress)
       : Napi::AsyncProgressWorker<LoadProgress>(env, "layerskip:load"), deferred_(Napi::Promise::Deferred::New(env)),
-        dir_(std::move(dir)), device_(std::move(device)), threads_(threads) {
+        dir_(std::move(dir)), device_(std::move(device)), cpu_kernels_(std::move(cpu_kernels)), threads_(threads) {
     if (!on_progress.IsEmpty()) on_progress_ = Napi::Persistent(on_progress);
   }
 
@@ -42,7 +43,7 @@ class LoadWorker : public Napi::AsyncProgressWorker<LoadProgress> {
       };
     }
     BackendChoice choice;
-    Status status = make_backend(device_, threads_, &choice);
+    Status status = make_backend(device_, threads_, cpu_kernels_, &choice);
     if (status.is_ok()) status = Model::load(dir_, std::move(choice.backend), &model_, options);
     if (!status.is_ok()) {
       SetError(status.message());
@@ -86,7 +87,7 @@ class LoadWorker : public Napi::AsyncProgressWorker<LoadProgress> {
   }
 
   Napi::Promise::Deferred deferred_;
-  std::string dir_, device_;
+  std::string dir_, device_, cpu_kernels_;
   int threads_;
   Napi::FunctionReference on_progress_;   // empty: no progress reporting
   std::string callback_error_;            // message of the exception onProgress threw
@@ -116,14 +117,15 @@ void ModelWrap::Attach(std::unique_ptr<Model> model, std::string device, std::st
   fallback_note_ = std::move(fallback_note);
 }
 
-// NativeModel.load(dir, { device, threads, onProgress }) → Promise<NativeModel>
+// NativeModel.load(dir, { device, threads, cpuKernels, onProgress }) → Promise<NativeModel>
 Napi::Value ModelWrap::Load(const Napi::CallbackInfo& info) {
   std::string dir = string_arg(info, 0, "dir");
   Napi::Object options = object_arg(info, 1, "options");
   std::string device = string_field(options, "device", "cpu");
   int threads = integer_field(options, "threads", 0, 0, 1024);
+  std::string cpu_kernels = string_field(options, "cpuKernels", "");
   Napi::Function on_progress = function_field(options, "onProgress");
-  auto* worker = new LoadWorker(info.Env(), dir, device, threads, on_progress);
+  auto* worker = new LoadWorker(info.Env(), dir, device, threads, cpu_kernels, on_progress);
   Napi::Promise promise = worker->promise();
   worker->Queue();
   return promise;

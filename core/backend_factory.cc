@@ -48,9 +48,9 @@ CudaProbe probe_cuda_device(int device_index) {
   return probe;
 }
 
-Status make_backend(const std::string& device, int threads, BackendChoice* out) {
+Status make_backend(const std::string& device, int threads, const std::string& cpu_kernels, BackendChoice* out) {
   if (device == "cpu") {
-    out->backend = make_cpu_backend(threads);
+    LS_RETURN_IF_ERROR(make_cpu_backend(threads, cpu_kernels, &out->backend));
     out->device = "cpu";
     return Status::ok();
   }
@@ -66,7 +66,7 @@ Status make_backend(const std::string& device, int threads, BackendChoice* out) 
       out->device = "cuda";
       return Status::ok();
     }
-    out->backend = make_cpu_backend(threads);
+    LS_RETURN_IF_ERROR(make_cpu_backend(threads, cpu_kernels, &out->backend));
     out->device = "cpu";
     out->fallback_note = cuda.message();
     return Status::ok();

@@ -13,7 +13,8 @@ struct BackendChoice {
   std::string fallback_note;  // why "auto" did not pick CUDA, when it did not
 };
 
-Status make_backend(const std::string& device, int threads, BackendChoice* out);
+// `cpu_kernels` picks the CPU kernel variant ("" = LAYERSKIP_CPU or the best supported) when the CPU runs.
+Status make_backend(const std::string& device, int threads, const std::string& cpu_kernels, BackendChoice* out);
 
 // Whether this build includes the CUDA backend.
 bool cuda_compiled_in();

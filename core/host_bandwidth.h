@@ -5,7 +5,9 @@
 
 namespace layerskip {
 
-// Best-of-`repeats` read bandwidth in bytes per second, summing a `bytes`-sized buffer with `threads` threads.
+// Best read bandwidth in bytes per second over `repeats` rounds of three patterns on a `bytes`-sized buffer with
+// `threads` threads: one and eight scalar streams per thread, and every runnable CPU kernel
+// variant's own bf16 matvec.
 double measure_host_read_bandwidth(int threads, size_t bytes, int repeats);
 
 }  // namespace layerskip

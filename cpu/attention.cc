@@ -47,12 +47,7 @@ void attention_scalar(float* out, const float* q, const float* k_cache, const fl
 
 void attention_cpu(float* out, const float* q, const float* k_cache, const float* v_cache, int n, int start_pos,
                    int num_heads, int num_kv_heads, int head_dim, ThreadPool& pool) {
-#if defined(LAYERSKIP_HAVE_AVX2)
-  if (cpu_has_avx2()) {
-    return attention_avx2(out, q, k_cache, v_cache, n, start_pos, num_heads, num_kv_heads, head_dim, pool);
-  }
-#endif
-  attention_scalar(out, q, k_cache, v_cache, n, start_pos, num_heads, num_kv_heads, head_dim, pool);
+  default_cpu_kernels().attention(out, q, k_cache, v_cache, n, start_pos, num_heads, num_kv_heads, head_dim, pool);
 }
 
 }  // namespace layerskip

@@ -7,7 +7,7 @@ namespace layerskip {
 // Query row i (position start_pos + i) attends to cache rows [0, start_pos + i]. Query head h reads KV head
 // h / (num_heads / num_kv_heads). out, q: (n, num_heads * head_dim); caches: (capacity, num_kv_heads * head_dim).
 // Every (query row, head) is computed by the same code whose arithmetic depends only on its absolute position, so
-// results do not depend on n, on the row's place in the batch or on the thread count. Picks AVX2 when available.
+// results do not depend on n, on the row's place in the batch or on the thread count. Runs the default variant (cpu_features.h).
 void attention_cpu(float* out, const float* q, const float* k_cache, const float* v_cache, int n, int start_pos,
                    int num_heads, int num_kv_heads, int head_dim, ThreadPool& pool);
 

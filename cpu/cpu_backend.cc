@@ -22,11 +22,11 @@ namespace {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int threads) : pool_(threads) {}
+  CpuBackend(int threads, const CpuKernels& kernels) : kernels_(kernels), pool_(threads) {}
 
   std::string describe() const override {
     std::ostringstream text;
-    text << "cpu (" << cpu_kernel_variant() << ", " << pool_.size() << " thread" << (pool_.size() == 1 ? "" : "s") << ")";
+    text << "cpu (" << kernels_.name << ", " << pool_.size() << " thread" << (pool_.size() == 1 ? "" : "s") << ")";
     return text.str();
   }
 
@@ -95,32 +95,32 @@ class CpuBackend final : public Backend {
   }
 
   void rmsnorm(float* out, const float* in, const float* weight, int n, int dim, float eps) override {
-    rmsnorm_cpu(out, in, weight, n, dim, eps, pool_);
+    kernels_.rmsnorm(out, in, weight, n, dim, eps, pool_);
   }
 
   void matmul(float* out, const float* in, const Weight& weight, int n, int out_stride) override {
-    matmul_cpu(out, in, weight, n, out_stride, pool_);
+    kernels_.matmul(out, in, weight, n, out_stride, pool_);
   }
 
   void rope(float* vectors, int n, int row_stride, int num_heads, int head_dim, int start_pos,
             const float* cos_table, const float* sin_table) override {
-    rope_cpu(vectors, n, row_stride, num_heads, head_dim, start_pos, cos_table, sin_table);
+    kernels_.rope(vectors, n, row_stride, num_heads, head_dim, start_pos, cos_table, sin_table);
   }
 
   void attention(float* out, const float* q, const float* k_cache, const float* v_cache, int n, int start_pos,
                  int num_heads, int num_kv_heads, int head_dim) override {
-    attention_cpu(out, q, k_cache, v_cache, n, start_pos, num_heads, num_kv_heads, head_dim, pool_);
+    kernels_.attention(out, q, k_cache, v_cache, n, start_pos, num_heads, num_kv_heads, head_dim, pool_);
   }
 
   void swiglu(float* out, const float* gate, const float* up, size_t count) override {
-    swiglu_cpu(out, gate, up, count, pool_);
+    kernels_.swiglu(out, gate, up, count, pool_);
   }
 
   void add(float* accumulate, const float* in, size_t count) override { add_cpu(accumulate, in, count, pool_); }
 
   void add_rmsnorm(float* residual, float* normed, const float* delta, const float* weight, int n, int dim,
                    float eps) override {
-    add_rmsnorm_cpu(residual, normed, delta, weight, n, dim, eps, pool_);
+    kernels_.add_rmsnorm(residual, normed, delta, weight, n, dim, eps, pool_);
   }
 
   Status sample(SampledToken* out, const float* logits, int n, int vocab, const SamplingParams& params,
@@ -145,6 +145,7 @@ class CpuBackend final : public Backend {
     return Status::ok();
   }
 
+  const CpuKernels& kernels_;
   mutable ThreadPool pool_;
   std::unordered_map<float*, size_t> buffers_;  // alloc()ed buffers → bytes
   size_t weight_bytes_ = 0;                     // mapped matrices + f32 norm copies
@@ -153,6 +154,15 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(int threads) { return std::unique_ptr<Backend>(new CpuBackend(threads)); }
+std::unique_ptr<Backend> make_cpu_backend(int threads) {
+  return std::unique_ptr<Backend>(new CpuBackend(threads, default_cpu_kernels()));
+}
+
+Status make_cpu_backend(int threads, const std::string& kernels, std::unique_ptr<Backend>* out) {
+  const CpuKernels* chosen = nullptr;
+  LS_RETURN_IF_ERROR(select_cpu_kernels(kernels, &chosen));
+  out->reset(new CpuBackend(threads, *chosen));
+  return Status::ok();
+}
 
 }  // namespace layerskip

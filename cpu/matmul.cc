@@ -48,10 +48,7 @@ void matmul_scalar(float* out, const float* in, const Weight& weight, int n, int
 }
 
 void matmul_cpu(float* out, const float* in, const Weight& weight, int n, int out_stride, ThreadPool& pool) {
-#if defined(LAYERSKIP_HAVE_AVX2)
-  if (cpu_has_avx2()) return matmul_avx2(out, in, weight, n, out_stride, pool);
-#endif
-  matmul_scalar(out, in, weight, n, out_stride, pool);
+  default_cpu_kernels().matmul(out, in, weight, n, out_stride, pool);
 }
 
 }  // namespace layerskip

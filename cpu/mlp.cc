@@ -22,10 +22,7 @@ void swiglu_scalar(float* out, const float* gate, const float* up, size_t count,
 }
 
 void swiglu_cpu(float* out, const float* gate, const float* up, size_t count, ThreadPool& pool) {
-#if defined(LAYERSKIP_HAVE_AVX2)
-  if (cpu_has_avx2()) return swiglu_avx2(out, gate, up, count, pool);
-#endif
-  swiglu_scalar(out, gate, up, count, pool);
+  default_cpu_kernels().swiglu(out, gate, up, count, pool);
 }
 
 void add_cpu(float* accumulate, const float* in, size_t count, ThreadPool& pool) {

@@ -7,7 +7,7 @@
 
 namespace layerskip {
 
-// out = silu(gate) * up, silu(x) = x / (1 + e^-x). out may alias gate. Picks AVX2 when available.
+// out = silu(gate) * up, silu(x) = x / (1 + e^-x). out may alias gate. Runs the default variant (cpu_features.h).
 void swiglu_cpu(float* out, const float* gate, const float* up, size_t count, ThreadPool& pool);
 // accumulate += in.
 void add_cpu(float* accumulate, const float* in, size_t count, ThreadPool& pool);

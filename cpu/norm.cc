@@ -49,18 +49,12 @@ void add_rmsnorm_scalar(float* residual, float* normed, const float* delta, cons
 }
 
 void rmsnorm_cpu(float* out, const float* in, const float* weight, int n, int dim, float eps, ThreadPool& pool) {
-#if defined(LAYERSKIP_HAVE_AVX2)
-  if (cpu_has_avx2()) return rmsnorm_avx2(out, in, weight, n, dim, eps, pool);
-#endif
-  rmsnorm_scalar(out, in, weight, n, dim, eps, pool);
+  default_cpu_kernels().rmsnorm(out, in, weight, n, dim, eps, pool);
 }
 
 void add_rmsnorm_cpu(float* residual, float* normed, const float* delta, const float* weight, int n, int dim, float eps,
                      ThreadPool& pool) {
-#if defined(LAYERSKIP_HAVE_AVX2)
-  if (cpu_has_avx2()) return add_rmsnorm_avx2(residual, normed, delta, weight, n, dim, eps, pool);
-#endif
-  add_rmsnorm_scalar(residual, normed, delta, weight, n, dim, eps, pool);
+  default_cpu_kernels().add_rmsnorm(residual, normed, delta, weight, n, dim, eps, pool);
 }
 
 }  // namespace layerskip

@@ -6,12 +6,12 @@
 namespace layerskip {
 
 // out, in: (n, dim). Each row is normalized by the same code whatever n or the thread count; out may alias in.
-// Picks AVX2 when available.
+// Runs the default variant (cpu_features.h).
 void rmsnorm_cpu(float* out, const float* in, const float* weight, int n, int dim, float eps, ThreadPool& pool);
 
 // residual (n, dim) += delta, then normed (n, dim) = rmsnorm(residual) · weight, row by row in one pass: the same
 // additions as add_cpu and the same arithmetic as rmsnorm_cpu, so the bits equal add_cpu followed by rmsnorm_cpu.
-// normed must not alias residual or delta. Picks AVX2 when available.
+// normed must not alias residual or delta. Runs the default variant (cpu_features.h).
 void add_rmsnorm_cpu(float* residual, float* normed, const float* delta, const float* weight, int n, int dim, float eps,
                      ThreadPool& pool);
 

@@ -27,10 +27,7 @@ void rope_scalar(float* vectors, int n, int row_stride, int num_heads, int head_
 
 void rope_cpu(float* vectors, int n, int row_stride, int num_heads, int head_dim, int start_pos,
               const float* cos_table, const float* sin_table) {
-#if defined(LAYERSKIP_HAVE_AVX2)
-  if (cpu_has_avx2()) return rope_avx2(vectors, n, row_stride, num_heads, head_dim, start_pos, cos_table, sin_table);
-#endif
-  rope_scalar(vectors, n, row_stride, num_heads, head_dim, start_pos, cos_table, sin_table);
+  default_cpu_kernels().rope(vectors, n, row_stride, num_heads, head_dim, start_pos, cos_table, sin_table);
 }
 
 }  // namespace layerskip

@@ -6,7 +6,7 @@ namespace layerskip {
 // Rotates num_heads heads of each of n rows (row i at position start_pos + i) in place.
 // cos_table / sin_table: (positions, head_dim / 2). Every pair is rotated by the same arithmetic
 // (a·c − b·s, b·c + a·s, each one rounding of an FMA over a rounded product) whatever n.
-// Picks AVX2 when available.
+// Runs the default variant (cpu_features.h).
 void rope_cpu(float* vectors, int n, int row_stride, int num_heads, int head_dim, int start_pos,
               const float* cos_table, const float* sin_table);
 

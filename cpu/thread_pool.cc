@@ -32,34 +32,57 @@ ThreadPool::~ThreadPool() {
   for (std::thread& worker : workers_) worker.join();
 }
 
-void ThreadPool::run_range(int index) {
-  size_t chunks = (count_ + grain_ - 1) / grain_;
-  size_t per_range = (chunks + active_ranges_ - 1) / active_ranges_;
-  size_t begin = std::min(count_, size_t(index) * per_range * grain_);
-  size_t end = std::min(count_, begin + per_range * grain_);
-  if (begin < end) (*body_)(begin, end, index);
+void ThreadPool::run_share(int index) {
+  if (!dynamic_) {
+    if (size_t(index) < chunks_) {
+      size_t begin = size_t(index) * chunk_;
+      (*body_)(begin, std::min(count_, begin + chunk_), index);
+    }
+    return;
+  }
+  for (size_t chunk = next_chunk_.fetch_add(1, std::memory_order_relaxed); chunk < chunks_;
+       chunk = next_chunk_.fetch_add(1, std::memory_order_relaxed)) {
+    size_t begin = chunk * chunk_;
+    (*body_)(begin, std::min(count_, begin + chunk_), index);
+  }
 }
 
 void ThreadPool::parallel_for(size_t count, size_t grain, const std::function<void(size_t, size_t, int)>& body) {
-  if (count == 0) return;
   grain = std::max<size_t>(1, grain);
-  size_t chunks = (count + grain - 1) / grain;
-  int ranges = int(std::min<size_t>(chunks, size_t(size())));
-  if (ranges <= 1) {
+  size_t target = (count + size() * kChunksPerThread - 1) / (size() * kChunksPerThread);
+  dispatch(count, (target + grain - 1) / grain * grain, true, body);
+}
+
+void ThreadPool::parallel_for_static(size_t count, size_t grain,
+                                     const std::function<void(size_t, size_t, int)>& body) {
+  grain = std::max<size_t>(1, grain);
+  size_t grains = (count + grain - 1) / grain;
+  size_t per_thread = (grains + size() - 1) / size();
+  dispatch(count, per_thread * grain, false, body);
+}
+
+void ThreadPool::dispatch(size_t count, size_t chunk, bool dynamic,
+                          const std::function<void(size_t, size_t, int)>& body) {
+  if (count == 0) return;
+  chunk = std::max<size_t>(1, chunk);
+  size_t chunks = (count + chunk - 1) / chunk;
+  if (chunks <= 1 || size() == 1) {
     body(0, count, 0);
     return;
   }
   body_ = &body;
   count_ = count;
-  grain_ = grain;
-  active_ranges_ = ranges;
+  chunk_ = chunk;
+  chunks_ = chunks;
+  dynamic_ = dynamic;
+  next_chunk_.store(0, std::memory_order_relaxed);
   pending_.store(int(workers_.size()), std::memory_order_relaxed);
   generation_.fetch_add(1, std::memory_order_seq_cst);  // publishes the fields above
   if (sleepers_.load(std::memory_order_seq_cst) > 0) {
     std::lock_guard<std::mutex> lock(mutex_);
     wake_.notify_all();
   }
-  run_range(0);
+  run_share(0);
   while (pending_.load(std::memory_order_acquire) != 0) cpu_relax();
 }
 
@@ -77,7 +100,7 @@ void ThreadPool::worker_loop(int index) {
     }
     seen = generation_.load(std::memory_order_acquire);
     if (stopping_) return;
-    if (index < active_ranges_) run_range(index);
+    run_share(index);
     pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }

@@ -19,6 +19,8 @@ export interface BenchmarkOptions {
 export interface BenchmarkResult {
   date: string;
   machine: string;
+  /** The processor's features the CPU kernels use (the kernel variant that ran is in `backend`). */
+  cpuFeatures: string;
   backend: string;
   dtype: string;
   threads: number;
@@ -50,7 +52,7 @@ export interface SpeculativeBenchmarkResult extends SpeculativeBenchmarkOptions 
   /** Decode tok/s per repeat, greedy autoregressive and self-speculative on the same prompt. */
   autoregressiveTokensPerSecond: number[];
   speculativeTokensPerSecond: number[];
-  /** median(speculative) / median(autoregressive). */
+  /** Median over repeats of speculative / autoregressive tok/s on the same prompt (pairs run back to back). */
   speedup: number;
   /** Accepted / drafted over all repeats. */
   acceptanceRate: number;
@@ -64,7 +66,8 @@ export function median(values: number[]): number {
   return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
-function randomPrompt(count: number, vocab: number, seed: number): number[] {
+/** `count` pseudo-random token ids in [0, vocab), the same for the same seed (a 32-bit LCG). */
+export function randomPrompt(count: number, vocab: number, seed: number): number[] {
   const ids: number[] = [];
   let state = seed >>> 0;
   for (let i = 0; i < count; i++) {
@@ -77,6 +80,11 @@ function randomPrompt(count: number, vocab: number, seed: number): number[] {
 export function machineDescription(): string {
   const cpus = os.cpus();
   return `${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`;
+}
+
+/** The processor's instruction-set extensions that the CPU kernels care about, e.g. "avx2 fma f16c avx512f …". */
+export function cpuFeatureDescription(): string {
+  return loadNativeBinding().cpuInfo().features;
 }
 
 export async function runBenchmark(model: LayerSkipModel, options: BenchmarkOptions): Promise<BenchmarkResult> {
@@ -104,6 +112,7 @@ export async function runBenchmark(model: LayerSkipModel, options: BenchmarkOpti
   return {
     date: new Date().toISOString().slice(0, 10),
     machine: machineDescription(),
+    cpuFeatures: cpuFeatureDescription(),
     backend: info.backend,
     dtype: info.dtype,
     threads: options.threads,
@@ -151,7 +160,7 @@ export async function runSpeculativeBenchmark(
     ...options,
     autoregressiveTokensPerSecond: autoregressive,
     speculativeTokensPerSecond: speculative,
-    speedup: median(speculative) / median(autoregressive),
+    speedup: median(speculative.map((value, i) => value / autoregressive[i])),
     acceptanceRate: drafted > 0 ? accepted / drafted : 0,
     identical,
   };
@@ -160,6 +169,7 @@ export async function runSpeculativeBenchmark(
 export function formatBenchmark(result: BenchmarkResult): string {
   const lines = [
     `date ${result.date} · ${result.machine} · ${result.backend} · ${result.dtype} weights`,
+    `cpu features: ${result.cpuFeatures}`,
     `| metric | median | runs |`,
     `|---|---|---|`,
     `| prefill (${result.promptTokens}-token prompt) | ${result.medianPrefillTokensPerSecond.toFixed(1)} tok/s | ${result.prefillTokensPerSecond.map((v) => v.toFixed(1)).join(', ')} |`,

@@ -1,5 +1,15 @@
 // Public entry point of the layerskip package.
-export { loadModel, LayerSkipModel, type LoadOptions, type ModelInfo, type Device } from './model.js';
+export {
+  loadModel,
+  LayerSkipModel,
+  cpuInfo,
+  CPU_KERNEL_NAMES,
+  type CpuKernelsName,
+  type LoadOptions,
+  type ModelInfo,
+  type Device,
+} from './model.js';
+export type { NativeCpuInfo as CpuInfo, NativeCpuKernels as CpuKernelsInfo } from './native.js';
 export type { LoadProgressCallback } from './native.js';
 export type { GenerationOptions, GenerationStrategy } from './generation/options.js';
 export type { GenerationResult, GenerationStats, FinishReason } from './generation/generate.js';

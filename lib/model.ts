@@ -10,6 +10,7 @@ import {
   loadNativeBinding,
   type LoadProgressCallback,
   type NativeContext,
+  type NativeCpuInfo,
   type NativeExitLayerSums,
   type NativeModel,
   type NativeModelInfo,
@@ -18,11 +19,26 @@ import { LlamaTokenizer } from './tokenizer.js';
 
 export type Device = 'cpu' | 'cuda' | 'auto';
 
+/** The CPU kernel variants, lowest first (see `cpuInfo()` for which this processor runs). */
+export const CPU_KERNEL_NAMES = ['auto', 'scalar', 'avx2', 'avx512', 'avx512bf16'] as const;
+export type CpuKernelsName = (typeof CPU_KERNEL_NAMES)[number];
+
+/** The processor, its features and the CPU kernel variants this build has, and which this processor runs. */
+export function cpuInfo(): NativeCpuInfo {
+  return loadNativeBinding().cpuInfo();
+}
+
 export interface LoadOptions {
   /** "cpu" (default), "cuda", or "auto" (CUDA when a usable GPU is present). */
   device?: Device;
   /** CPU threads; default one per core. */
   threads?: number;
+  /**
+   * CPU kernel variant: 'auto' (default: the LAYERSKIP_CPU environment variable, else the best this processor
+   * supports), 'scalar', 'avx2', 'avx512' or 'avx512bf16'. A variant the processor lacks is an error naming the
+   * missing features. `cpuInfo()` lists them.
+   */
+  cpuKernels?: CpuKernelsName;
   /** Positions the KV cache holds; default min(max_position_embeddings, 4096). */
   contextLength?: number;
   /**
@@ -63,6 +79,9 @@ export class LayerSkipModel {
     if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1 || options.threads > 1024)) {
       throw new RangeError(`threads must be an integer in [1, 1024], got ${JSON.stringify(options.threads)}`);
     }
+    if (options.cpuKernels !== undefined && !(CPU_KERNEL_NAMES as readonly string[]).includes(options.cpuKernels)) {
+      throw new RangeError(`cpuKernels must be one of ${CPU_KERNEL_NAMES.join(', ')}, got ${JSON.stringify(options.cpuKernels)}`);
+    }
     if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
       throw new TypeError('onProgress must be a function');
     }
@@ -75,6 +94,7 @@ export class LayerSkipModel {
     const native = await binding.NativeModel.load(resolved, {
       device,
       threads: options.threads ?? 0,
+      cpuKernels: options.cpuKernels ?? 'auto',
       onProgress: options.onProgress,
     });
     const nativeInfo = native.info();

@@ -22,7 +22,7 @@ export interface NativeModelInfo {
   dtype: string;
   /** "cpu" or "cuda". */
   device: string;
-  /** e.g. "cpu (avx2+fma, 2 threads)". */
+  /** e.g. "cpu (avx512bf16, 2 threads)": the device and, on the CPU, the kernel variant and threads. */
   backend: string;
   /** Why device "auto" fell back to the CPU ("" when it did not). */
   deviceFallbackReason: string;
@@ -48,6 +48,8 @@ export interface NativeLoadOptions {
   device?: string;
   /** CPU threads; 0 = one per core. */
   threads?: number;
+  /** CPU kernel variant: "" or "auto" (LAYERSKIP_CPU, else the best supported), "scalar", "avx2", "avx512", "avx512bf16". */
+  cpuKernels?: string;
   /** Progress while uploading weights; calls may be coalesced, the last one always reports the total. */
   onProgress?: LoadProgressCallback;
 }
@@ -252,7 +254,33 @@ export interface NativeTrainer {
   evaluate(tokens: Int32Array, batch: number, rows: number): Promise<NativeExitTotals>;
 }
 
+/** One CPU kernel variant of this build. */
+export interface NativeCpuKernels {
+  name: string;
+  description: string;
+  /** Whether this processor can run it; `missing` names the features it lacks ("" when runnable). */
+  runnable: boolean;
+  missing: string;
+  /** Rounds activations below f32 (avx512bf16, like llama.cpp): faster, less exact; never the default. */
+  roundsActivations: boolean;
+}
+
+/** The processor and the CPU kernel variants this build has. */
+export interface NativeCpuInfo {
+  /** e.g. "AMD EPYC 9R45". */
+  model: string;
+  /** The instruction-set extensions the kernels care about that are present, space separated. */
+  features: string;
+  /** The variant a CPU model gets without cpuKernels (LAYERSKIP_CPU, else the best runnable exact one). */
+  defaultKernels: string;
+  /** Why LAYERSKIP_CPU could not be honoured ("" when it was, or is unset). */
+  defaultKernelsError: string;
+  kernels: NativeCpuKernels[];
+}
+
 export interface NativeBinding {
+  /** The processor, its features and the CPU kernel variants (synchronous). */
+  cpuInfo(): NativeCpuInfo;
   NativeModel: { load(dir: string, options: NativeLoadOptions): Promise<NativeModel> };
   /** new NativeTrainer(config.json text, options): f32 weights initialized from `seed`. */
   NativeTrainer: new (configJson: string, options: { threads?: number; maxRows: number; seed?: number }) => NativeTrainer;

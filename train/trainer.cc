@@ -77,7 +77,7 @@ void Trainer::accumulate_gradients(const int32_t* tokens, int batch, int rows, c
   std::vector<ExitTotals> thread_totals(threads);
   for (ExitTotals& t : thread_totals) t.reset(layers);
   const float gradient_scale = 1.0f / float(size_t(batch) * rows);
-  pool_.parallel_for(size_t(batch), 1, [&](size_t begin, size_t end, int thread) {
+  pool_.parallel_for_static(size_t(batch), 1, [&](size_t begin, size_t end, int thread) {
     std::fill(thread_gradients_[thread].begin(), thread_gradients_[thread].end(), 0.0f);
     for (size_t s = begin; s < end; ++s) {
       const int32_t* sequence = tokens + s * (rows + 1);
@@ -156,7 +156,7 @@ Status Trainer::evaluate(const int32_t* tokens, int batch, int rows, ExitTotals*
   const int layers = config_.num_layers, threads = pool_.size();
   std::vector<ExitTotals> thread_totals(threads);
   for (ExitTotals& t : thread_totals) t.reset(layers);
-  pool_.parallel_for(size_t(batch), 1, [&](size_t begin, size_t end, int thread) {
+  pool_.parallel_for_static(size_t(batch), 1, [&](size_t begin, size_t end, int thread) {
     for (size_t s = begin; s < end; ++s) {
       const int32_t* sequence = tokens + s * (rows + 1);
       passes_[thread]->evaluate(parameter_view_, rope_cos_.data(), rope_sin_.data(), sequence, sequence + 1, rows,

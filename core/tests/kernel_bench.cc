@@ -113,14 +113,9 @@ double measure_read_bandwidth() {
   return cached;
 }
 
-using MatmulFn = void (*)(float*, const float*, const Weight&, int, int, ThreadPool&);
+using MatmulFn = MatmulKernel;
 
-MatmulFn best_matmul() {
-#if defined(LAYERSKIP_HAVE_AVX2)
-  if (cpu_has_avx2()) return matmul_avx2;
-#endif
-  return matmul_scalar;
-}
+MatmulFn best_matmul() { return default_cpu_kernels().matmul; }
 
 // Seconds per call of `kernel` for n tokens, cycling through copies of the weight so each call reads DRAM.
 double time_matmul(MatmulFn kernel, DType dtype, int rows, int cols, int n, int min_calls, const Buffer& copies) {

@@ -14,7 +14,7 @@ import { loadModel, type Device } from '../model.js';
 import type { LlamaTokenizer } from '../tokenizer.js';
 import { listCorpusFiles, tokenizeCorpus } from '../training/corpus.js';
 import { formatHelp, parseArgs, UsageError, type OptionSpecs } from './args.js';
-import { defaultModelDir } from './common.js';
+import { defaultModelDir, CPU_KERNELS_SPEC, cpuKernelsOption } from './common.js';
 
 export const DEFAULT_EVAL_MAX_TOKENS = 4096;
 
@@ -26,6 +26,7 @@ export const evalSpecs: OptionSpecs = {
   window: { kind: 'integer', placeholder: 'N', description: 'tokens per window, each scored from an empty cache (default min(1024, context length))' },
   device: { kind: 'string', placeholder: 'NAME', description: 'cpu (default), cuda or auto' },
   threads: { kind: 'integer', placeholder: 'N', description: 'CPU threads (default: one per core)' },
+  'cpu-kernels': CPU_KERNELS_SPEC,
   timing: { kind: 'boolean', description: 'time forward passes on this device for the recommendation (default True; False: memory-bound estimate)' },
   json: { kind: 'boolean', description: 'print one JSON object instead of the table' },
   help: { kind: 'boolean', aliases: ['h'], description: 'show this help' },
@@ -114,6 +115,7 @@ export async function runEvalCommand(argv: string[]): Promise<number> {
   const model = await loadModel((options.model as string | undefined) ?? defaultModelDir(), {
     device: options.device as Device | undefined,
     threads: options.threads as number | undefined,
+    cpuKernels: cpuKernelsOption(options['cpu-kernels']),
     contextLength: window,
   });
   try {
