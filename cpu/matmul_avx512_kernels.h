@@ -1,8 +1,9 @@
 // AVX-512 matmul kernels, templated on the arithmetic (matmul_avx512.cc: weights widened to f32, FMA;
 // matmul_avx512bf16.cc: bf16 weights · bf16-rounded activations, vdpbf16ps). out (n, rows) = in (n, cols) · Wᵀ.
 //   - streaming (n ≤ kMaxStreamTokens: decode, verification, short prompts): R weight rows stream from memory into an
-//     R × T register tile of accumulators, T up to 9, so verifying up to 8 drafts reads and converts each weight once.
-//     n = 1 keeps 8 rows in flight and folds them with hsum16x8.
+//     R × T register tile of accumulators, T up to 8, so verifying up to 7 drafts reads and converts each weight
+//     once; larger n runs balanced token tiles over the same rows, re-read from L1. n = 1 keeps 8 rows in flight
+//     and folds them with hsum16x8.
 //   - packed (larger n: prefill): per thread a panel of kPanelRows weight rows × kBlockK columns is put in the
 //     arithmetic's operand form once per block of tokens and swept by a 4-token × 6-row register tile. Blocking over
 //     k only pauses a reduction (partial accumulators are spilled and resumed in the same step order).
@@ -93,7 +94,8 @@ void stream_range(float* out, int out_stride, const typename A::Element* in, siz
   for (; row < end; row++) stream_rows<A, 1, kMaxTokens>(out, out_stride, in, in_stride, weights, cols, row, n);
 }
 
-// Register tiles per n: T·R accumulators (≤ 27 of the 32 zmm registers) so one pass covers up to 9 tokens.
+// Register tiles per n: T·R accumulators (≤ 24 of the 32 zmm registers). n = 9 runs as 5 + 4 tokens over 4 rows
+// (measured no slower than one 9 × 2 tile, which keeps only two rows in flight).
 template <class A>
 void stream_matmul(float* out, const typename A::Element* in, size_t in_stride, const Weight& weight, int n,
                    int out_stride, ThreadPool& pool) {
@@ -107,7 +109,7 @@ void stream_matmul(float* out, const typename A::Element* in, size_t in_stride, 
       case 3: case 4: return stream_range<A, 6, 4>(out, out_stride, in, in_stride, w, cols, n, b, e);
       case 5: case 6: return stream_range<A, 4, 6>(out, out_stride, in, in_stride, w, cols, n, b, e);
       case 7: case 8: return stream_range<A, 3, 8>(out, out_stride, in, in_stride, w, cols, n, b, e);
-      case 9: return stream_range<A, 2, 9>(out, out_stride, in, in_stride, w, cols, n, b, e);
+      case 9: return stream_range<A, 4, 5>(out, out_stride, in, in_stride, w, cols, n, b, e);
       default: return stream_range<A, 3, 8>(out, out_stride, in, in_stride, w, cols, n, b, e);
     }
   });

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { formatBenchmark, runBenchmark } from '../lib/benchmark.js';
@@ -17,7 +18,8 @@ export function benchModelDir(): string {
   return path.join(root, 'bench', 'llama-3.2-1b-shape-bf16');
 }
 
-function ensureBenchModel(): string {
+/** The benchmark model's folder, written first if absent or written from another spec. */
+export function ensureBenchModel(): string {
   const dir = benchModelDir();
   const stamp = path.join(dir, '.spec.json');
   const spec = JSON.stringify(BENCH_MODEL);
@@ -56,4 +58,5 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// Only when run as a script: scripts/bench-vs-llamacpp.ts imports ensureBenchModel from here.
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) await main();

@@ -65,6 +65,19 @@ function halfToFloat(half: number): number {
   return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
 }
 
+/** Widens little-endian `dtype` bytes exactly to float32 (the inverse of encodeTensorChunk). */
+export function decodeTensorChunk(raw: Buffer, dtype: SafetensorsDtype, out: Float32Array): void {
+  const count = out.length;
+  if (dtype === 'F32') {
+    for (let i = 0; i < count; i++) out[i] = raw.readFloatLE(i * 4);
+  } else if (dtype === 'BF16') {
+    const bits = new Uint32Array(out.buffer, out.byteOffset, count);
+    for (let i = 0; i < count; i++) bits[i] = raw.readUInt16LE(i * 2) << 16;
+  } else {
+    for (let i = 0; i < count; i++) out[i] = halfToFloat(raw.readUInt16LE(i * 2));
+  }
+}
+
 /**
  * The bytes before a safetensors file's data — 8-byte little-endian header size, then the JSON header padded with
  * spaces to a multiple of 8 — for tensors stored back to back in order as `dtype`; and the data's total size.
@@ -109,54 +122,99 @@ export function writeSafetensors(file: string, tensors: NamedTensor[], dtype: Sa
   return dataBytes;
 }
 
-/** Reads every tensor of one .safetensors file, widened to f32. */
-export function readSafetensors(file: string): Map<string, NamedTensor> {
+/** Where one tensor's bytes are: `file`, from absolute byte `offset`, `bytes` long. */
+export interface TensorLocation {
+  name: string;
+  file: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  offset: number;
+  bytes: number;
+}
+
+/**
+ * Reads only the header of a .safetensors file and checks every entry (known dtype, data_offsets matching the
+ * shape and inside the file); the data stays on disk, for readers that stream it.
+ */
+export function readSafetensorsHeader(file: string): TensorLocation[] {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const fileSize = fs.fstatSync(fd).size;
+    if (fileSize < 8) throw new Error(`${file}: too short for a safetensors header`);
+    const prefix = Buffer.alloc(8);
+    fs.readSync(fd, prefix, 0, 8, 0);
+    const headerSize = Number(prefix.readBigUInt64LE(0));
+    if (8 + headerSize > fileSize) throw new Error(`${file}: header size ${headerSize} exceeds the file size ${fileSize}`);
+    const json = Buffer.alloc(headerSize);
+    fs.readSync(fd, json, 0, headerSize, 8);
+    const header = JSON.parse(json.toString('utf8')) as
+      Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+    const dataStart = 8 + headerSize;
+    const locations: TensorLocation[] = [];
+    for (const [name, entry] of Object.entries(header)) {
+      if (name === '__metadata__') continue;
+      const bytes = BYTES[entry.dtype as SafetensorsDtype];
+      if (!bytes) throw new Error(`${file}: tensor ${name} has unsupported dtype ${entry.dtype}`);
+      const count = entry.shape.reduce((a, b) => a * b, 1);
+      const [begin, end] = entry.data_offsets;
+      if (end - begin !== count * bytes || dataStart + end > fileSize) {
+        throw new Error(`${file}: tensor ${name} data_offsets [${begin}, ${end}] do not fit shape [${entry.shape}] ${entry.dtype}`);
+      }
+      locations.push({ name, file, dtype: entry.dtype as SafetensorsDtype, shape: entry.shape, offset: dataStart + begin, bytes: end - begin });
+    }
+    return locations;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The tensors of a checkpoint folder, by name: model.safetensors, or the shards its index lists. */
+export function checkpointTensorLocations(dir: string): Map<string, TensorLocation> {
+  const indexFile = path.join(dir, 'model.safetensors.index.json');
+  const locations = new Map<string, TensorLocation>();
+  if (!fs.existsSync(indexFile)) {
+    for (const location of readSafetensorsHeader(path.join(dir, 'model.safetensors'))) locations.set(location.name, location);
+    return locations;
+  }
+  const index = JSON.parse(fs.readFileSync(indexFile, 'utf8')) as { weight_map: Record<string, string> };
+  for (const shard of new Set(Object.values(index.weight_map))) {
+    for (const location of readSafetensorsHeader(path.join(dir, shard))) {
+      if (index.weight_map[location.name] !== shard) throw new Error(`${shard}: tensor ${location.name} is not mapped to this shard in the index`);
+      locations.set(location.name, location);
+    }
+  }
+  for (const name of Object.keys(index.weight_map)) {
+    if (!locations.has(name)) throw new Error(`${indexFile}: tensor ${name} missing from ${index.weight_map[name]}`);
+  }
+  return locations;
+}
+
+/** Reads the located tensors (all from one file), widened to f32. */
+function readLocatedTensors(file: string, locations: Iterable<TensorLocation>): Map<string, NamedTensor> {
   const buffer = fs.readFileSync(file);
-  if (buffer.length < 8) throw new Error(`${file}: too short for a safetensors header`);
-  const headerSize = Number(buffer.readBigUInt64LE(0));
-  if (8 + headerSize > buffer.length) throw new Error(`${file}: header size ${headerSize} exceeds the file size ${buffer.length}`);
-  const header = JSON.parse(buffer.subarray(8, 8 + headerSize).toString('utf8')) as
-    Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
-  const dataStart = 8 + headerSize;
   const tensors = new Map<string, NamedTensor>();
-  for (const [name, entry] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    const bytes = BYTES[entry.dtype as SafetensorsDtype];
-    if (!bytes) throw new Error(`${file}: tensor ${name} has unsupported dtype ${entry.dtype}`);
-    const count = entry.shape.reduce((a, b) => a * b, 1);
-    const [begin, end] = entry.data_offsets;
-    if (end - begin !== count * bytes || dataStart + end > buffer.length) {
-      throw new Error(`${file}: tensor ${name} data_offsets [${begin}, ${end}] do not fit shape [${entry.shape}] ${entry.dtype}`);
-    }
-    const raw = buffer.subarray(dataStart + begin, dataStart + end);
-    const data = new Float32Array(count);
-    if (entry.dtype === 'F32') {
-      for (let i = 0; i < count; i++) data[i] = raw.readFloatLE(i * 4);
-    } else if (entry.dtype === 'BF16') {
-      const bits = new Uint32Array(data.buffer);
-      for (let i = 0; i < count; i++) bits[i] = raw.readUInt16LE(i * 2) << 16;
-    } else {
-      for (let i = 0; i < count; i++) data[i] = halfToFloat(raw.readUInt16LE(i * 2));
-    }
-    tensors.set(name, { name, shape: entry.shape, data });
+  for (const { name, dtype, shape, offset, bytes } of locations) {
+    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    decodeTensorChunk(buffer.subarray(offset, offset + bytes), dtype, data);
+    tensors.set(name, { name, shape, data });
   }
   return tensors;
 }
 
+/** Reads every tensor of one .safetensors file, widened to f32. */
+export function readSafetensors(file: string): Map<string, NamedTensor> {
+  return readLocatedTensors(file, readSafetensorsHeader(file));
+}
+
 /** Reads every tensor of a checkpoint folder: model.safetensors, or the shards its index lists. */
 export function readCheckpointTensors(dir: string): Map<string, NamedTensor> {
-  const indexFile = path.join(dir, 'model.safetensors.index.json');
-  if (!fs.existsSync(indexFile)) return readSafetensors(path.join(dir, 'model.safetensors'));
-  const index = JSON.parse(fs.readFileSync(indexFile, 'utf8')) as { weight_map: Record<string, string> };
-  const tensors = new Map<string, NamedTensor>();
-  for (const shard of new Set(Object.values(index.weight_map))) {
-    for (const [name, tensor] of readSafetensors(path.join(dir, shard))) {
-      if (index.weight_map[name] !== shard) throw new Error(`${shard}: tensor ${name} is not mapped to this shard in the index`);
-      tensors.set(name, tensor);
-    }
+  const byFile = new Map<string, TensorLocation[]>();
+  for (const location of checkpointTensorLocations(dir).values()) {
+    byFile.set(location.file, [...(byFile.get(location.file) ?? []), location]);
   }
-  for (const name of Object.keys(index.weight_map)) {
-    if (!tensors.has(name)) throw new Error(`${indexFile}: tensor ${name} missing from ${index.weight_map[name]}`);
+  const tensors = new Map<string, NamedTensor>();
+  for (const [file, locations] of byFile) {
+    for (const [name, tensor] of readLocatedTensors(file, locations)) tensors.set(name, tensor);
   }
   return tensors;
 }
