@@ -13,6 +13,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "../../core/backend.h"
@@ -172,6 +173,28 @@ BENCH(kernel_matmat_gflops) {
   }
 }
 
+// What verifying k drafts costs each variant: seconds of an n-row bf16 matmul over seconds of a 1-row one, for
+// n = 1…9 (verification of up to 8 drafts), 16 and 64, at the 1B shape's two matrix shapes.
+BENCH(kernel_matmul_rows_per_variant) {
+  Buffer copies(kRotationBytes);
+  const int ns[] = {1, 2, 3, 4, 5, 6, 8, 9, 16, 64};
+  for (auto& shape : {std::pair<int, int>{8192, 2048}, std::pair<int, int>{2048, 8192}}) {
+    std::printf("    bf16 %d×%d: time(n) / time(1)\n    %-11s", shape.first, shape.second, "variant");
+    for (int n : ns) std::printf(" %6s%-2d", "n=", n);
+    std::printf("\n");
+    for (const CpuKernels* variant : runnable_cpu_kernels()) {
+      if (std::string(variant->name) == "scalar") continue;
+      std::printf("    %-11s", variant->name);
+      double single = 0;
+      for (int n : ns) {
+        double seconds = time_matmul(variant->matmul, DType::BF16, shape.first, shape.second, n, 3, copies);
+        if (n == 1) single = seconds;
+        std::printf(" %8.2f", seconds / single);
+      }
+      std::printf("   (n=1: %.3f ms)\n", single * 1e3);
+    }
+  }
+}
 
 // Attention of 1 (decode) and 5 (verification) query rows at the end of a long context, and a 512-row causal
 // prefill chunk, Llama-3.2-1B heads (32 query / 8 KV heads of 64).
