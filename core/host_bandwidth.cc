@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../cpu/cpu_features.h"
+#include "../cpu/matmul.h"
 #include "../cpu/thread_pool.h"
 
 namespace layerskip {
@@ -61,8 +62,10 @@ double measure_host_read_bandwidth(int threads, size_t bytes, int repeats) {
       });
       best = std::max(best, double(bytes) / seconds_since(start));
     }
-    // Pattern 3: the decode kernels themselves, a bf16 matrix-vector product over the whole buffer.
+    // Pattern 3: the decode kernels themselves, a bf16 matrix-vector product over the whole buffer (the portable
+    // one only when it is all there is: it cannot win and takes seconds).
     for (const CpuKernels* kernels : runnable_cpu_kernels()) {
+      if (kernels->matmul == matmul_scalar && runnable_cpu_kernels().size() > 1) continue;
       auto start = std::chrono::steady_clock::now();
       kernels->matmul(output.data(), input.data(), matrix, 1, int(rows), pool);
       best = std::max(best, double(bytes) / seconds_since(start));

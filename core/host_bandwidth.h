@@ -6,8 +6,8 @@
 namespace layerskip {
 
 // Best read bandwidth in bytes per second over `repeats` rounds of three patterns on a `bytes`-sized buffer with
-// `threads` threads: one and eight scalar streams per thread, and every runnable CPU kernel
-// variant's own bf16 matvec.
+// `threads` threads: one and eight scalar streams per thread, and the bf16 matvec of every
+// runnable SIMD kernel variant.
 double measure_host_read_bandwidth(int threads, size_t bytes, int repeats);
 
 }  // namespace layerskip

@@ -33,6 +33,7 @@ import {
   f32BitsToF16,
   type TensorLocation,
 } from '../lib/training/safetensors-io.js';
+import { parseConfig, ropeInverseFrequencies, type RawConfig, type ReferenceConfig } from '../test/reference/llama.js';
 
 const ALIGNMENT = 32;
 const CHUNK_BYTES = 8 << 20;
@@ -45,20 +46,9 @@ const LLAMA_FTYPE_MOSTLY_F16 = 1;
 // llama.cpp token types.
 const TOKEN_NORMAL = 1, TOKEN_UNKNOWN = 2, TOKEN_CONTROL = 3, TOKEN_USER_DEFINED = 4, TOKEN_BYTE = 6;
 
-/** The config.json fields the conversion needs. */
-export interface LlamaShape {
-  vocabSize: number;
-  hiddenSize: number;
-  intermediateSize: number;
-  numLayers: number;
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-  rmsNormEps: number;
-  ropeTheta: number;
+/** The config.json fields the conversion needs: the reference model's, plus context length and special ids. */
+export interface LlamaShape extends ReferenceConfig {
   maxPositionEmbeddings: number;
-  tieWordEmbeddings: boolean;
-  ropeScaling: { factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number } | null;
   bosTokenId: number | null;
   eosTokenId: number | null;
 }
@@ -92,60 +82,25 @@ interface TensorPlan {
 
 export function readLlamaShape(dir: string): LlamaShape {
   const file = path.join(dir, 'config.json');
-  const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-  const num = (key: string, fallback?: number): number => {
-    const value = raw[key] ?? fallback;
-    if (typeof value !== 'number' || !Number.isFinite(value)) throw new Error(`${file}: ${key} must be a number, got ${JSON.stringify(value)}`);
-    return value;
-  };
+  const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as RawConfig;
   if (raw.attention_bias === true || raw.mlp_bias === true) throw new Error(`${file}: attention_bias / mlp_bias are not supported`);
-  const numHeads = num('num_attention_heads');
-  const scaling = raw.rope_scaling as Record<string, unknown> | null | undefined;
-  const scalingType = scaling ? (scaling.rope_type ?? scaling.type) : undefined;
-  if (scaling && scalingType !== 'llama3' && scalingType !== 'default') {
-    throw new Error(`${file}: rope_scaling type ${String(scalingType)} is not supported (only llama3)`);
-  }
   const firstId = (value: unknown): number | null => (Array.isArray(value) ? (value[0] as number) : typeof value === 'number' ? value : null);
   return {
-    vocabSize: num('vocab_size'),
-    hiddenSize: num('hidden_size'),
-    intermediateSize: num('intermediate_size'),
-    numLayers: num('num_hidden_layers'),
-    numHeads,
-    numKvHeads: num('num_key_value_heads', numHeads),
-    headDim: typeof raw.head_dim === 'number' ? raw.head_dim : num('hidden_size') / numHeads,
-    rmsNormEps: num('rms_norm_eps', 1e-6),
-    ropeTheta: num('rope_theta', 10000),
-    maxPositionEmbeddings: num('max_position_embeddings', 2048),
-    tieWordEmbeddings: raw.tie_word_embeddings === true,
-    ropeScaling: scalingType === 'llama3' ? {
-      factor: Number(scaling!.factor ?? 8),
-      lowFreqFactor: Number(scaling!.low_freq_factor ?? 1),
-      highFreqFactor: Number(scaling!.high_freq_factor ?? 4),
-      originalMaxPositionEmbeddings: Number(scaling!.original_max_position_embeddings ?? 8192),
-    } : null,
+    ...parseConfig(raw),
+    maxPositionEmbeddings: typeof raw.max_position_embeddings === 'number' ? raw.max_position_embeddings : 2048,
     bosTokenId: firstId(raw.bos_token_id),
     eosTokenId: firstId(raw.eos_token_id),
   };
 }
 
-/** llama3 RoPE: the divisor of each of the headDim / 2 inverse frequencies (convert_hf_to_gguf.py's rope_freqs). */
+/**
+ * llama3 RoPE: the divisor of each of the headDim / 2 inverse frequencies (convert_hf_to_gguf.py's rope_freqs),
+ * i.e. unscaled over scaled frequency as the reference model computes them.
+ */
 export function llama3RopeFactors(shape: LlamaShape): Float32Array {
-  const scaling = shape.ropeScaling!;
-  const half = shape.headDim / 2;
-  const lowFreqWavelen = scaling.originalMaxPositionEmbeddings / scaling.lowFreqFactor;
-  const highFreqWavelen = scaling.originalMaxPositionEmbeddings / scaling.highFreqFactor;
-  const factors = new Float32Array(half);
-  for (let i = 0; i < half; i++) {
-    const wavelen = (2 * Math.PI) * shape.ropeTheta ** ((2 * i) / shape.headDim);
-    if (wavelen < highFreqWavelen) factors[i] = 1;
-    else if (wavelen > lowFreqWavelen) factors[i] = scaling.factor;
-    else {
-      const smooth = (scaling.originalMaxPositionEmbeddings / wavelen - scaling.lowFreqFactor) / (scaling.highFreqFactor - scaling.lowFreqFactor);
-      factors[i] = 1 / ((1 - smooth) / scaling.factor + smooth);
-    }
-  }
-  return factors;
+  const scaled = ropeInverseFrequencies(shape);
+  const unscaled = ropeInverseFrequencies({ ...shape, ropeScaling: null });
+  return Float32Array.from(scaled, (frequency, i) => unscaled[i] / frequency);
 }
 
 // --- vocabulary --------------------------------------------------------------------------------

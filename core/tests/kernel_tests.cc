@@ -77,12 +77,6 @@ TestWeight make_weight(DType dtype, int rows, int cols, uint32_t seed) {
 
 const DType kDtypes[] = {DType::BF16, DType::F16, DType::F32};
 
-// The matmul of every variant this processor runs (scalar always).
-std::vector<std::pair<const char*, MatmulKernel>> matmul_kernels() {
-  std::vector<std::pair<const char*, MatmulKernel>> kernels;
-  for (const CpuKernels* variant : runnable_cpu_kernels()) kernels.push_back({variant->name, variant->matmul});
-  return kernels;
-}
 
 // The distinct implementations of one op across the runnable variants (variants share most elementwise ops),
 // named after the first variant that uses each.
@@ -97,10 +91,10 @@ std::vector<std::pair<const char*, Fn>> distinct_kernels(Fn CpuKernels::*op) {
   return kernels;
 }
 
-// Relative error a variant's rounding of the activations adds per product: avx512bf16 rounds them to bf16
-// (8 significant bits) for bf16 weights.
-double activation_rounding(const char* kernel_name, DType dtype) {
-  return std::string(kernel_name) == "avx512bf16" && dtype == DType::BF16 ? 1.0 / 256 : 0.0;
+// Relative error a variant's rounding of the activations adds per product: a variant that rounds them does so to
+// bf16 (8 significant bits) for bf16 weights.
+double activation_rounding(const CpuKernels& variant, DType dtype) {
+  return variant.rounds_activations && dtype == DType::BF16 ? 1.0 / 256 : 0.0;
 }
 
 bool same_bits(const float* a, const float* b, size_t count) { return std::memcmp(a, b, count * sizeof(float)) == 0; }
@@ -118,7 +112,9 @@ TEST(kernel_matmul_matches_reference) {
   const int ns[] = {1, 2, 3, 5, 7, 17, 64, 111};
   const int cols_list[] = {8, 24, 100, 2048};
   const int rows_list[] = {1, 7, 33, 4096};
-  for (auto [kernel_name, kernel] : matmul_kernels()) {
+  for (const CpuKernels* variant : runnable_cpu_kernels()) {
+    const char* kernel_name = variant->name;
+    const MatmulKernel kernel = variant->matmul;
     for (DType dtype : kDtypes) {
       for (int cols : cols_list) {
         for (int rows : rows_list) {
@@ -138,7 +134,7 @@ TEST(kernel_matmul_matches_reference) {
                   ref += product;
                   magnitude += std::fabs(product);
                 }
-                double bound = ((cols / 8 + 4) * kF32Epsilon + activation_rounding(kernel_name, dtype)) * magnitude;
+                double bound = ((cols / 8 + 4) * kF32Epsilon + activation_rounding(*variant, dtype)) * magnitude;
                 float got = out[size_t(t) * stride + r];
                 if (!(std::fabs(got - ref) <= bound)) {
                   bad++;
@@ -162,7 +158,9 @@ TEST(kernel_matmul_batch_invariant) {
   constexpr int kInputs = 140;
   const int ns[] = {2, 3, 4, 5, 6, 7, 8, 9, 17, 64, 111, 140};
   const int shapes[][2] = {{7, 24}, {33, 100}, {130, 2048}, {20, 8192}};  // rows, cols
-  for (auto [kernel_name, kernel] : matmul_kernels()) {
+  for (const CpuKernels* variant : runnable_cpu_kernels()) {
+    const char* kernel_name = variant->name;
+    const MatmulKernel kernel = variant->matmul;
     for (DType dtype : kDtypes) {
       for (auto& shape : shapes) {
         const int rows = shape[0], cols = shape[1];
@@ -195,8 +193,6 @@ TEST(kernel_matmul_batch_invariant) {
 
 
 // ---- attention ---------------------------------------------------------------------------------------------------
-
-using AttentionFn = void (*)(float*, const float*, const float*, const float*, int, int, int, int, int, ThreadPool&);
 
 std::vector<std::pair<const char*, AttentionKernel>> attention_kernels() {
   return distinct_kernels(&CpuKernels::attention);

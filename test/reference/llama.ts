@@ -47,9 +47,10 @@ export interface ReferenceModel {
   invFreq: Float64Array; // (headDim / 2,) RoPE inverse frequencies after any llama3 scaling
 }
 
-type RawConfig = Record<string, unknown>;
+export type RawConfig = Record<string, unknown>;
 
-function parseConfig(raw: RawConfig): ReferenceConfig {
+/** The config.json fields of a Llama checkpoint the forward pass needs (also the GGUF writer's shape). */
+export function parseConfig(raw: RawConfig): ReferenceConfig {
   const num = (key: string, fallback?: number): number => {
     const value = raw[key] ?? fallback;
     if (typeof value !== 'number') throw new Error(`config.json: ${key} must be a number`);
@@ -58,9 +59,9 @@ function parseConfig(raw: RawConfig): ReferenceConfig {
   const numHeads = num('num_attention_heads');
   const scaling = raw.rope_scaling as Record<string, number | string> | null | undefined;
   let ropeScaling: ReferenceConfig['ropeScaling'] = null;
-  if (scaling) {
-    const type = scaling.rope_type ?? scaling.type;
-    if (type !== 'llama3') throw new Error(`config.json: rope_scaling type ${String(type)} is not supported by the reference`);
+  const scalingType = scaling ? (scaling.rope_type ?? scaling.type) : undefined;
+  if (scaling && scalingType !== 'default') {
+    if (scalingType !== 'llama3') throw new Error(`config.json: rope_scaling type ${String(scalingType)} is not supported (only llama3)`);
     ropeScaling = {
       factor: scaling.factor as number,
       lowFreqFactor: scaling.low_freq_factor as number,
