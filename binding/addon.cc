@@ -7,6 +7,7 @@
 #include "args.h"
 #include "context_wrap.h"
 #include "model_wrap.h"
+#include "quantize_worker.h"
 #include "trainer_wrap.h"
 
 namespace layerskip::binding {
@@ -63,6 +64,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cpuInfo", Napi::Function::New(env, CpuInfo));
   exports.Set("measureReadBandwidth", Napi::Function::New(env, MeasureReadBandwidth));
   exports.Set("probeCuda", Napi::Function::New(env, ProbeCuda));
+  exports.Set("quantizeCheckpoint", Napi::Function::New(env, QuantizeCheckpoint));
   ModelWrap::Register(env, exports);
   ContextWrap::Register(env, exports);
   TrainerWrap::Register(env, exports);

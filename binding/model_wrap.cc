@@ -24,16 +24,18 @@ struct LoadProgress {
 class LoadWorker : public Napi::AsyncProgressWorker<LoadProgress> {
  public:
   LoadWorker(Napi::Env env, std::string dir, std::string device, int threads, std::string cpu_kernels,
-             Napi::Function on_progress)
+             ModelLoadOptions options, Napi::Function on_progress)
       : Napi::AsyncProgressWorker<LoadProgress>(env, "layerskip:load"), deferred_(Napi::Promise::Deferred::New(env)),
-        dir_(std::move(dir)), device_(std::move(device)), cpu_kernels_(std::move(cpu_kernels)), threads_(threads) {
+        dir_(std::move(dir)), device_(std::move(device)), cpu_kernels_(std::move(cpu_kernels)), threads_(threads),
+        options_(std::move(options)) {
     if (!on_progress.IsEmpty()) on_progress_ = Napi::Persistent(on_progress);
   }
 
   Napi::Promise promise() { return deferred_.Promise(); }
 
   void Execute(const ExecutionProgress& progress) override {
-    ModelLoadOptions options;
+    ModelLoadOptions options = options_;
+    options.threads = threads_;
     if (!on_progress_.IsEmpty()) {
       options.on_progress = [this, &progress](uint64_t uploaded_bytes, uint64_t total_bytes) {
         if (callback_failed_.load()) return false;  // stop uploading: the load fails with the callback's error
@@ -89,6 +91,7 @@ class LoadWorker : public Napi::AsyncProgressWorker<LoadProgress> {
   Napi::Promise::Deferred deferred_;
   std::string dir_, device_, cpu_kernels_;
   int threads_;
+  ModelLoadOptions options_;  // quantization and draft head
   Napi::FunctionReference on_progress_;   // empty: no progress reporting
   std::string callback_error_;            // message of the exception onProgress threw
   std::atomic<bool> callback_failed_{false};
@@ -124,8 +127,17 @@ Napi::Value ModelWrap::Load(const Napi::CallbackInfo& info) {
   std::string device = string_field(options, "device", "cpu");
   int threads = integer_field(options, "threads", 0, 0, 1024);
   std::string cpu_kernels = string_field(options, "cpuKernels", "");
+  ModelLoadOptions load_options;
+  auto quant_field = [&](const char* key, DType* out) {
+    const std::string text = string_field(options, key, "");
+    if (!text.empty() && !parse_quant_format(text, out)) {
+      throw Napi::TypeError::New(info.Env(), std::string(key) + " must be \"q8\" or \"q4\", got \"" + text + "\"");
+    }
+  };
+  quant_field("weights", &load_options.quantize);
+  quant_field("draftHead", &load_options.draft_head);
   Napi::Function on_progress = function_field(options, "onProgress");
-  auto* worker = new LoadWorker(info.Env(), dir, device, threads, cpu_kernels, on_progress);
+  auto* worker = new LoadWorker(info.Env(), dir, device, threads, cpu_kernels, load_options, on_progress);
   Napi::Promise promise = worker->promise();
   worker->Queue();
   return promise;
@@ -157,6 +169,9 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo& info) {
   out.Set("weightBytesPerToken", double(model_->weight_bytes_per_token()));
   out.Set("weightBytesPerLayer", double(model_->weight_bytes_per_layer()));
   out.Set("headWeightBytes", double(model_->head_weight_bytes()));
+  out.Set("headDtype", dtype_name(model_->weights().lm_head.dtype));
+  out.Set("draftHeadDtype", dtype_name(model_->draft_head().dtype));
+  out.Set("draftHeadWeightBytes", double(model_->draft_head_weight_bytes()));
   const BackendMemory& memory = model_->memory_after_load();
   out.Set("residentWeightBytes", double(memory.weight_bytes));
   out.Set("deviceFreeBytes", memory.has_device_memory ? Napi::Value(Napi::Number::New(env, double(memory.device_free_bytes))) : env.Null());

@@ -23,12 +23,15 @@ namespace layerskip {
 
 struct TensorView;
 
-// A weight matrix (or a vector: rows = 1) in backend memory, in its stored dtype.
+// A weight matrix (or a vector: rows = 1) in backend memory, in its stored dtype. A quantized matrix (Q8, Q4:
+// core/quant.h) is three planes: `data` holds the packed values, `scales` and `mins` its blocks' f16 parameters.
 struct Weight {
   const void* data = nullptr;
   DType dtype = DType::F32;
   int rows = 0;
   int cols = 0;
+  const uint16_t* scales = nullptr;  // quantized: (rows, cols / 32) f16
+  const uint16_t* mins = nullptr;    // q4: (rows, cols / 32) f16
 };
 
 // How to pick a token from a row of logits. temperature 0 = greedy (argmax).
@@ -94,16 +97,19 @@ class Backend {
   virtual std::string describe() const = 0;
 
   // --- memory ---
-  // Bytes of backend memory upload_weight() takes for a (rows, cols) matrix of `dtype` (CUDA pads rows; the CPU
-  // counts the mapped bytes it reads in place).
+  // Bytes of backend memory upload_weight() takes for a (rows, cols) matrix of `dtype`, plain or quantized (CUDA
+  // pads rows of plain matrices; the CPU counts the host bytes it reads in place).
   virtual size_t weight_upload_bytes(DType dtype, int rows, int cols) const = 0;
   // Called once before the first upload with the bytes every upload will take; fails, naming the device and both
   // sizes, when they cannot fit in its free memory.
   virtual Status check_weights_fit(size_t bytes) = 0;
   // What the backend holds now; for a GPU, free and total device memory as the driver reports them.
   virtual Status memory(BackendMemory* out) = 0;
-  // Makes a stored tensor usable by kernels, keeping its dtype (the CPU backend points into the mmap).
-  virtual Status upload_weight(const TensorView& tensor, int rows, int cols, Weight* out) = 0;
+  // Makes a matrix in host memory (the mmap, or quantized planes the model holds) usable by kernels, keeping its
+  // dtype; `name` labels errors. The CPU backend reads host memory in place, so it must outlive the backend's use.
+  virtual Status upload_weight(const Weight& host, const std::string& name, Weight* out) = 0;
+  // Whether upload_weight() keeps pointing at the host memory it was given (then the caller keeps it alive).
+  virtual bool reads_host_weights() const = 0;
   // Copies a 1-D tensor (a norm weight) into backend memory as f32.
   virtual Status upload_vector_f32(const TensorView& tensor, float** out) = 0;
   // Uninitialized f32 buffer of `count` elements; nullptr-safe free.

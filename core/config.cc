@@ -4,6 +4,8 @@
 #include <cmath>
 #include <sys/stat.h>
 
+#include "quant.h"
+
 namespace layerskip {
 
 namespace {
@@ -95,6 +97,39 @@ Status parse_rope_scaling(const JsonValue& json, const std::string& path, RopeSc
 
 }  // namespace
 
+// quantization_config written by `layerskip quantize` (README "Quantized checkpoints").
+static Status parse_quantization_config(const JsonValue& json, const std::string& path, ModelConfig* config) {
+  const JsonValue* quantization = json.find("quantization_config");
+  if (quantization == nullptr || quantization->is_null()) return Status::ok();
+  const std::string where = path + ": quantization_config";
+  if (!quantization->is_object()) return Status::error(where + " must be an object");
+  const JsonValue* method = quantization->find("quant_method");
+  if (method == nullptr || !method->is_string() || method->as_string() != "layerskip") {
+    return Status::error(where + ".quant_method is " +
+                         (method != nullptr && method->is_string() ? "\"" + method->as_string() + "\"" : "missing") +
+                         "; layerskip reads only checkpoints written by `layerskip quantize` (quant_method \"layerskip\")");
+  }
+  const JsonValue* version = quantization->find("version");
+  if (version == nullptr || !version->is_number() || version->as_number() != kQuantFormatVersion) {
+    return Status::error(where + ".version must be " + std::to_string(kQuantFormatVersion) +
+                         " (written by a different layerskip version?)");
+  }
+  const JsonValue* format = quantization->find("format");
+  if (format == nullptr || !format->is_string() || !parse_quant_format(format->as_string(), &config->quantized_format)) {
+    return Status::error(where + ".format must be \"q8\" or \"q4\"");
+  }
+  const JsonValue* block = quantization->find("block_size");
+  if (block == nullptr || !block->is_number() || block->as_number() != kQuantBlock) {
+    return Status::error(where + ".block_size must be " + std::to_string(kQuantBlock));
+  }
+  const JsonValue* keep_head = quantization->find("keep_head");
+  if (keep_head != nullptr && !keep_head->is_null()) {
+    if (!keep_head->is_bool()) return Status::error(where + ".keep_head must be true or false");
+    config->quantized_keep_head = keep_head->as_bool();
+  }
+  return Status::ok();
+}
+
 Status parse_model_config(const JsonValue& json, const std::string& path, ModelConfig* out) {
   ModelConfig config;
   if (!json.is_object()) return Status::error(path + ": expected a JSON object");
@@ -153,6 +188,8 @@ Status parse_model_config(const JsonValue& json, const std::string& path, ModelC
   }
   const JsonValue* torch_dtype = json.find("torch_dtype");
   if (torch_dtype != nullptr && torch_dtype->is_string()) config.torch_dtype = torch_dtype->as_string();
+
+  LS_RETURN_IF_ERROR(parse_quantization_config(json, path, &config));
 
   bool present = false;
   std::vector<int> ids;

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "json.h"
+#include "dtype.h"
 #include "status.h"
 
 namespace layerskip {
@@ -35,6 +36,10 @@ struct ModelConfig {
   int bos_token_id = -1;                // -1: none
   std::vector<int> eos_token_ids;       // stop tokens (config.json, overridden by generation_config.json)
   std::string torch_dtype;              // informational
+  // quantization_config of a checkpoint written by `layerskip quantize` (core/quant.h): the matrices' format,
+  // F32 when the checkpoint is not quantized; keep_head: the LM head (and a tied embedding) stay as stored.
+  DType quantized_format = DType::F32;
+  bool quantized_keep_head = false;
 
   int q_dim() const { return num_heads * head_dim; }
   int kv_dim() const { return num_kv_heads * head_dim; }

@@ -135,7 +135,7 @@ Status Context::run_layers(int layer_begin, int layer_end, int n, int start_pos)
   return Status::ok();
 }
 
-Status Context::compute_logits(int row_begin, int count) {
+Status Context::compute_logits(int row_begin, int count, bool draft) {
   const ModelConfig& c = model_.config();
   if (count < 1 || count > max_logit_rows_ || row_begin < 0 || row_begin + count > max_batch_) {
     return Status::error("compute_logits: rows [" + std::to_string(row_begin) + ", " +
@@ -144,7 +144,8 @@ Status Context::compute_logits(int row_begin, int count) {
   }
   const float* rows = hidden_ + size_t(row_begin) * c.hidden_size;
   backend_.rmsnorm(normed_, rows, model_.weights().final_norm, count, c.hidden_size, float(c.rms_norm_eps));
-  backend_.matmul(logits_, normed_, model_.weights().lm_head, count, c.vocab_size);
+  const Weight& head = draft ? model_.draft_head() : model_.weights().lm_head;
+  backend_.matmul(logits_, normed_, head, count, c.vocab_size);
   return Status::ok();
 }
 

@@ -45,8 +45,9 @@ class Context {
   // Runs layers [layer_begin, layer_end) over working rows [0, n) at positions [start_pos, start_pos + n),
   // appending their K/V. Each of those layers must hold exactly start_pos positions.
   Status run_layers(int layer_begin, int layer_end, int n, int start_pos);
-  // Final norm + LM head over working rows [row_begin, row_begin + count) → logits rows [0, count).
-  Status compute_logits(int row_begin, int count);
+  // Final norm + LM head over working rows [row_begin, row_begin + count) → logits rows [0, count). `draft`: through
+  // the model's draft head (Model::draft_head(): a quantized copy when loaded with one), for speculative proposals.
+  Status compute_logits(int row_begin, int count, bool draft = false);
   // Picks a token from each of logits rows [0, count).
   Status sample(int count, const SamplingParams& params, const double* uniforms, SampledToken* out);
   // Copies logits rows [0, count) to host memory (count × vocab floats).

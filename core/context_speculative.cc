@@ -85,8 +85,9 @@ Status Context::draft(int32_t token, int exit_layer, const SamplingParams& param
   backend_.copy(exit_cache_ + size_t(exit_rows_) * c.hidden_size, hidden_, c.hidden_size);
   exit_rows_++;
 
-  // The proposal from logits row 0; sampling keeps the row's distribution on the backend for the acceptance rule.
-  LS_RETURN_IF_ERROR(compute_logits(0, 1));
+  // The proposal from logits row 0 (through the draft head); sampling keeps the row's distribution on the backend
+  // for the acceptance rule.
+  LS_RETURN_IF_ERROR(compute_logits(0, 1, /*draft=*/true));
   SampledToken picked;
   if (speculation_sampled_) {
     LS_RETURN_IF_ERROR(speculative_sampler_->sample_draft(&picked, logits_, params, uniform, exit_rows_ - 1));

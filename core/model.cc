@@ -29,9 +29,21 @@ Status Model::load(const std::string& dir, std::unique_ptr<Backend> backend, std
   model->backend_ = std::move(backend);
   LS_RETURN_IF_ERROR(load_model_config(dir, &model->config_));
   LS_RETURN_IF_ERROR(TensorStore::open_dir(dir, &model->store_));
+  const ModelConfig& c = model->config_;
+  if (options.quantize != DType::F32 && !is_quantized(options.quantize)) {
+    return Status::error(std::string("weights can be quantized to q8 or q4, not ") + dtype_name(options.quantize));
+  }
+  if (c.quantized_format != DType::F32 && options.quantize != DType::F32 && options.quantize != c.quantized_format) {
+    return Status::error(dir + " is a " + dtype_name(c.quantized_format) + " checkpoint (written by `layerskip " +
+                         "quantize`); it cannot be loaded as " + dtype_name(options.quantize) +
+                         ". Quantize the original checkpoint instead.");
+  }
+  // A checkpoint quantized on disk loads as stored (its kept head included).
+  model->quantize_ = c.quantized_format != DType::F32 ? DType::F32 : options.quantize;
   std::vector<PendingUpload> uploads;
   LS_RETURN_IF_ERROR(model->resolve_weights(&uploads));
   LS_RETURN_IF_ERROR(model->upload_weights(uploads, options));
+  LS_RETURN_IF_ERROR(model->make_draft_head(options));
   LS_RETURN_IF_ERROR(model->backend_->memory(&model->memory_after_load_));
   *out = std::move(model);
   return Status::ok();
@@ -48,15 +60,80 @@ Status Model::resolve_weights(std::vector<PendingUpload>* uploads) {
     used.insert(name);
     return Status::ok();
   };
-  auto matrix = [&](const std::string& name, int rows, int cols, Weight* out) -> Status {
+  auto check_shape = [&](const TensorView* view, std::vector<int64_t> shape, const std::string& what) -> Status {
+    if (view->shape != shape) {
+      std::string expected = "[";
+      for (size_t i = 0; i < shape.size(); i++) expected += (i ? ", " : "") + std::to_string(shape[i]);
+      return Status::error(view->file + ": tensor \"" + view->name + "\" has shape " + view->shape_string() +
+                           ", expected " + expected + "] " + what);
+    }
+    return Status::ok();
+  };
+  auto check_dtype = [&](const TensorView* view, bool ok, const std::string& expected) -> Status {
+    if (ok) return Status::ok();
+    return Status::error(view->file + ": tensor \"" + view->name + "\" has dtype " + dtype_name(view->dtype) +
+                         ", expected " + expected);
+  };
+  auto is_float = [](DType dtype) { return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16; };
+  // A matrix stored as is: `name` ("….weight") in F32 / F16 / BF16.
+  auto plain_matrix = [&](const std::string& name, int rows, int cols, PendingUpload* upload) -> Status {
     const TensorView* view;
     LS_RETURN_IF_ERROR(find(name, &view));
-    if (view->shape.size() != 2 || view->shape[0] != rows || view->shape[1] != cols) {
-      return Status::error(view->file + ": tensor \"" + name + "\" has shape " + view->shape_string() +
-                           ", expected [" + std::to_string(rows) + ", " + std::to_string(cols) +
-                           "] from config.json");
+    LS_RETURN_IF_ERROR(check_shape(view, {rows, cols}, "from config.json"));
+    LS_RETURN_IF_ERROR(check_dtype(view, is_float(view->dtype), "F32, F16 or BF16"));
+    upload->host.data = view->data;
+    upload->host.dtype = view->dtype;
+    upload->bytes = view->byte_size;
+    return Status::ok();
+  };
+  // A matrix `layerskip quantize` wrote as planes "….qweight", "….scales" (and "….mins" for q4), see quant.h.
+  auto quantized_matrix = [&](const std::string& name, int rows, int cols, DType format,
+                              PendingUpload* upload) -> Status {
+    const std::string base = name.substr(0, name.size() - std::string(".weight").size());
+    const std::string what = std::string("for a ") + dtype_name(format) + " matrix of [" + std::to_string(rows) +
+                             ", " + std::to_string(cols) + "] (config.json)";
+    if (cols % kQuantBlock != 0) {
+      return Status::error(dir_ + ": " + name + " has " + std::to_string(cols) + " columns, not a multiple of " +
+                           std::to_string(kQuantBlock) + ": it cannot be " + dtype_name(format));
     }
-    uploads->push_back({view, rows, cols, out, nullptr});
+    const TensorView *qs, *scales, *mins = nullptr;
+    LS_RETURN_IF_ERROR(find(base + ".qweight", &qs));
+    LS_RETURN_IF_ERROR(find(base + ".scales", &scales));
+    const int64_t packed_cols = format == DType::Q4 ? cols / 2 : cols;
+    LS_RETURN_IF_ERROR(check_shape(qs, {rows, packed_cols}, what));
+    LS_RETURN_IF_ERROR(check_dtype(qs, qs->dtype == (format == DType::Q4 ? DType::U8 : DType::I8),
+                                   format == DType::Q4 ? "U8 (two 4-bit values per byte)" : "I8"));
+    LS_RETURN_IF_ERROR(check_shape(scales, {rows, cols / kQuantBlock}, what));
+    LS_RETURN_IF_ERROR(check_dtype(scales, scales->dtype == DType::F16, "F16"));
+    upload->bytes = qs->byte_size + scales->byte_size;
+    if (format == DType::Q4) {
+      LS_RETURN_IF_ERROR(find(base + ".mins", &mins));
+      LS_RETURN_IF_ERROR(check_shape(mins, {rows, cols / kQuantBlock}, what));
+      LS_RETURN_IF_ERROR(check_dtype(mins, mins->dtype == DType::F16, "F16"));
+      upload->bytes += mins->byte_size;
+    }
+    upload->host.data = qs->data;
+    upload->host.dtype = format;
+    upload->host.scales = static_cast<const uint16_t*>(scales->data);
+    upload->host.mins = mins ? static_cast<const uint16_t*>(mins->data) : nullptr;
+    return Status::ok();
+  };
+  // `head`: the LM head, or the embedding when it doubles as the head — kept as stored by `quantize --keep-head`.
+  auto matrix = [&](const std::string& name, int rows, int cols, Weight* out, bool head = false) -> Status {
+    PendingUpload upload;
+    upload.name = name;
+    upload.host.rows = rows;
+    upload.host.cols = cols;
+    upload.matrix = out;
+    const bool stored_quantized = c.quantized_format != DType::F32 && !(head && c.quantized_keep_head);
+    if (stored_quantized) {
+      LS_RETURN_IF_ERROR(quantized_matrix(name, rows, cols, c.quantized_format, &upload));
+    } else {
+      LS_RETURN_IF_ERROR(plain_matrix(name, rows, cols, &upload));
+      upload.quantize = quantize_;
+    }
+    if (head) host_head_ = upload.host;
+    uploads->push_back(upload);
     return Status::ok();
   };
   auto vector = [&](const std::string& name, int length, float** out) -> Status {
@@ -66,11 +143,18 @@ Status Model::resolve_weights(std::vector<PendingUpload>* uploads) {
       return Status::error(view->file + ": tensor \"" + name + "\" has shape " + view->shape_string() +
                            ", expected [" + std::to_string(length) + "] from config.json");
     }
-    uploads->push_back({view, 1, length, nullptr, out});
+    LS_RETURN_IF_ERROR(check_dtype(view, is_float(view->dtype), "F32, F16 or BF16"));
+    PendingUpload upload;
+    upload.name = name;
+    upload.view = view;
+    upload.bytes = view->byte_size;
+    upload.vector = out;
+    uploads->push_back(upload);
     return Status::ok();
   };
 
-  LS_RETURN_IF_ERROR(matrix("model.embed_tokens.weight", c.vocab_size, c.hidden_size, &weights_.embed_tokens));
+  LS_RETURN_IF_ERROR(matrix("model.embed_tokens.weight", c.vocab_size, c.hidden_size, &weights_.embed_tokens,
+                            /*head=*/c.tie_word_embeddings));
   weights_.layers.resize(c.num_layers);  // never resized again: uploads point into it
   for (int l = 0; l < c.num_layers; l++) {
     std::string p = layer_prefix(l);
@@ -89,7 +173,7 @@ Status Model::resolve_weights(std::vector<PendingUpload>* uploads) {
   if (c.tie_word_embeddings) {
     if (store_->find("lm_head.weight") != nullptr) used.insert("lm_head.weight");  // some exporters write both
   } else {
-    LS_RETURN_IF_ERROR(matrix("lm_head.weight", c.vocab_size, c.hidden_size, &weights_.lm_head));
+    LS_RETURN_IF_ERROR(matrix("lm_head.weight", c.vocab_size, c.hidden_size, &weights_.lm_head, /*head=*/true));
   }
 
   for (const auto& entry : store_->tensors()) {
@@ -102,31 +186,66 @@ Status Model::resolve_weights(std::vector<PendingUpload>* uploads) {
   return Status::ok();
 }
 
-// Checks the whole set fits, then uploads tensor by tensor, reporting progress after each.
+// Checks the whole set fits, then uploads tensor by tensor (quantizing first where asked), reporting progress after
+// each.
 Status Model::upload_weights(const std::vector<PendingUpload>& uploads, const ModelLoadOptions& options) {
   size_t backend_bytes = 0;
   uint64_t total_bytes = 0;
   for (const PendingUpload& upload : uploads) {
-    backend_bytes += upload.matrix ? backend_->weight_upload_bytes(upload.view->dtype, upload.rows, upload.cols)
-                                   : size_t(upload.cols) * sizeof(float);
-    total_bytes += upload.view->byte_size;
+    if (upload.matrix) {
+      const DType resident = upload.quantize != DType::F32 ? upload.quantize : upload.host.dtype;
+      backend_bytes += backend_->weight_upload_bytes(resident, upload.host.rows, upload.host.cols);
+    } else {
+      backend_bytes += size_t(upload.view->element_count()) * sizeof(float);
+    }
+    total_bytes += upload.bytes;
   }
   LS_RETURN_IF_ERROR(backend_->check_weights_fit(backend_bytes));
 
   uint64_t uploaded_bytes = 0;
   for (const PendingUpload& upload : uploads) {
     if (upload.matrix) {
-      LS_RETURN_IF_ERROR(backend_->upload_weight(*upload.view, upload.rows, upload.cols, upload.matrix));
+      LS_RETURN_IF_ERROR(upload_matrix(upload, options));
     } else {
       LS_RETURN_IF_ERROR(backend_->upload_vector_f32(*upload.view, upload.vector));
       owned_vectors_.push_back(*upload.vector);
     }
-    uploaded_bytes += upload.view->byte_size;
+    uploaded_bytes += upload.bytes;
     if (options.on_progress && !options.on_progress(uploaded_bytes, total_bytes)) {
       return Status::error(dir_ + ": loading was cancelled");
     }
   }
   if (config_.tie_word_embeddings) weights_.lm_head = weights_.embed_tokens;
+  return Status::ok();
+}
+
+Status Model::upload_matrix(const PendingUpload& upload, const ModelLoadOptions& options) {
+  if (upload.quantize == DType::F32) return backend_->upload_weight(upload.host, upload.name, upload.matrix);
+  auto quantized = std::make_unique<QuantizedMatrix>();
+  LS_RETURN_IF_ERROR(quantize_matrix(upload.host, upload.quantize, upload.name, options.threads, quantized.get()));
+  LS_RETURN_IF_ERROR(backend_->upload_weight(quantized->view(), upload.name, upload.matrix));
+  if (backend_->reads_host_weights()) quantized_.push_back(std::move(quantized));
+  return Status::ok();
+}
+
+// A quantized copy of the head, made from its loaded host form (the mmap, or planes quantized at load).
+Status Model::make_draft_head(const ModelLoadOptions& options) {
+  if (options.draft_head == DType::F32) return Status::ok();
+  if (!is_quantized(options.draft_head)) {
+    return Status::error(std::string("draft head format must be q8 or q4, not ") + dtype_name(options.draft_head));
+  }
+  const Weight& head = weights_.lm_head;
+  if (head.dtype == options.draft_head) {
+    return Status::error(dir_ + ": the LM head is already " + dtype_name(head.dtype) + "; a " +
+                         dtype_name(options.draft_head) + " draft head would be the same matrix");
+  }
+  // The backend copy may live on a device: quantize from the host form the head was uploaded from.
+  const std::string name = config_.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+  auto quantized = std::make_unique<QuantizedMatrix>();
+  LS_RETURN_IF_ERROR(quantize_matrix(host_head_, options.draft_head, name + " (draft head)", options.threads,
+                                     quantized.get()));
+  LS_RETURN_IF_ERROR(backend_->upload_weight(quantized->view(), name + " (draft head)", &draft_head_));
+  if (backend_->reads_host_weights()) quantized_.push_back(std::move(quantized));
   return Status::ok();
 }
 
@@ -136,14 +255,19 @@ size_t Model::weight_bytes_per_layer() const {
   size_t total = 0;
   for (const Weight* w : {&layer.q_proj, &layer.k_proj, &layer.v_proj, &layer.o_proj, &layer.gate_proj,
                           &layer.up_proj, &layer.down_proj}) {
-    total += size_t(w->rows) * w->cols * dtype_size(w->dtype);
+    total += weight_bytes(w->dtype, w->rows, w->cols);
   }
   return total;
 }
 
 size_t Model::head_weight_bytes() const {
   const Weight& head = weights_.lm_head;
-  return size_t(head.rows) * head.cols * dtype_size(head.dtype);
+  return weight_bytes(head.dtype, head.rows, head.cols);
+}
+
+size_t Model::draft_head_weight_bytes() const {
+  const Weight& head = draft_head();
+  return weight_bytes(head.dtype, head.rows, head.cols);
 }
 
 size_t Model::weight_bytes_per_token() const {

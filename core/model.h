@@ -9,6 +9,7 @@
 
 #include "backend.h"
 #include "config.h"
+#include "quant.h"
 #include "safetensors.h"
 
 namespace layerskip {
@@ -37,6 +38,13 @@ struct ModelLoadOptions {
   // total: strictly increasing, the last call has uploaded == total. Returning false stops the load, which then
   // fails with "loading was cancelled". May be empty.
   std::function<bool(uint64_t uploaded_bytes, uint64_t total_bytes)> on_progress;
+  // Q8 / Q4: quantize every matrix (layers, embedding, LM head) while loading; F32: run them as stored. A checkpoint
+  // already quantized on disk loads as is, and then this must be F32 or its own format.
+  DType quantize = DType::F32;
+  // Q8 / Q4: keep a quantized copy of the LM head for speculative drafts only (Model::draft_head()).
+  DType draft_head = DType::F32;
+  // Threads quantization uses (≤ 0: one per core).
+  int threads = 0;
 };
 
 class Model {
@@ -54,16 +62,23 @@ class Model {
   size_t weight_bytes_per_token() const;
   size_t weight_bytes_per_layer() const;
   size_t head_weight_bytes() const;
-  // Stored dtype of the layer matrices (the first q_proj's).
+  // The head speculative drafts use: the quantized draft head when loaded with one, else lm_head.
+  const Weight& draft_head() const { return draft_head_.data ? draft_head_ : weights_.lm_head; }
+  size_t draft_head_weight_bytes() const;
+  // Stored dtype of the layer matrices (the first q_proj's): BF16, …, or Q8 / Q4 when quantized.
   DType matrix_dtype() const { return weights_.layers.empty() ? DType::F32 : weights_.layers[0].q_proj.dtype; }
   // The backend's memory right after the weights were uploaded (weights resident; for a GPU, free/total then).
   const BackendMemory& memory_after_load() const { return memory_after_load_; }
 
  private:
-  // One tensor waiting for upload: a matrix into `matrix`, or a norm vector into `vector`.
+  // One tensor waiting for upload: a matrix (`host`, in host memory) into `matrix`, quantized first when `quantize`
+  // names a format; or a norm vector into `vector`. `bytes`: checkpoint bytes it accounts for (progress).
   struct PendingUpload {
+    std::string name;
     const TensorView* view = nullptr;
-    int rows = 0, cols = 0;
+    Weight host;
+    DType quantize = DType::F32;
+    uint64_t bytes = 0;
     Weight* matrix = nullptr;
     float** vector = nullptr;
   };
@@ -71,6 +86,8 @@ class Model {
   Model() = default;
   Status resolve_weights(std::vector<PendingUpload>* uploads);
   Status upload_weights(const std::vector<PendingUpload>& uploads, const ModelLoadOptions& options);
+  Status upload_matrix(const PendingUpload& upload, const ModelLoadOptions& options);
+  Status make_draft_head(const ModelLoadOptions& options);
 
   std::string dir_;
   ModelConfig config_;
@@ -78,6 +95,10 @@ class Model {
   std::unique_ptr<Backend> backend_;
   ModelWeights weights_;
   std::vector<float*> owned_vectors_;    // f32 norm weights allocated on the backend
+  std::vector<std::unique_ptr<QuantizedMatrix>> quantized_;  // planes quantized at load that the backend reads
+  Weight draft_head_;                    // the quantized draft head, when loaded with one
+  Weight host_head_;                     // the head as stored (host memory): the draft head's source
+  DType quantize_ = DType::F32;          // quantize plain matrices to this while loading (F32: no)
   BackendMemory memory_after_load_;
 };
 

@@ -111,7 +111,7 @@ Status TensorStore::add_file(const std::string& path) {
     view.name = name;
     view.file = path;
     if (!parse_dtype(dtype_json->as_string(), &view.dtype)) {
-      return Status::error(where + " has unsupported dtype " + dtype_json->as_string() + " (supported: BF16, F16, F32)");
+      return Status::error(where + " has unsupported dtype " + dtype_json->as_string() + " (supported: BF16, F16, F32, and I8 / U8 quantized planes)");
     }
     uint64_t elements = 1;
     for (const JsonValue& dim : shape_json->items()) {

@@ -7,6 +7,7 @@
 #include "../core/backend.h"
 #include "../core/safetensors.h"
 #include "attention.h"
+#include "../core/quant.h"
 #include "cpu_features.h"
 #include "embed.h"
 #include "matmul.h"
@@ -30,10 +31,9 @@ class CpuBackend final : public Backend {
     return text.str();
   }
 
-  // Matrices are read in place from the mapping: their bytes are what "resident" means here.
-  size_t weight_upload_bytes(DType dtype, int rows, int cols) const override {
-    return size_t(rows) * size_t(cols) * dtype_size(dtype);
-  }
+  // Matrices are read in place (the mapping, or the model's quantized planes): their bytes are what "resident"
+  // means here.
+  size_t weight_upload_bytes(DType dtype, int rows, int cols) const override { return weight_bytes(dtype, rows, cols); }
 
   // Host memory is not reserved up front; the mapping pages in on demand.
   Status check_weights_fit(size_t bytes) override { return Status::ok(); }
@@ -45,14 +45,12 @@ class CpuBackend final : public Backend {
     return Status::ok();
   }
 
-  Status upload_weight(const TensorView& tensor, int rows, int cols, Weight* out) override {
-    out->data = tensor.data;  // zero copy: kernels read the mapping
-    out->dtype = tensor.dtype;
-    out->rows = rows;
-    out->cols = cols;
-    weight_bytes_ += weight_upload_bytes(tensor.dtype, rows, cols);
+  Status upload_weight(const Weight& host, const std::string& name, Weight* out) override {
+    *out = host;  // zero copy: kernels read host memory in place
+    weight_bytes_ += weight_upload_bytes(host.dtype, host.rows, host.cols);
     return Status::ok();
   }
+  bool reads_host_weights() const override { return true; }
 
   Status upload_vector_f32(const TensorView& tensor, float** out) override {
     size_t count = size_t(tensor.element_count());

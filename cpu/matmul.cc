@@ -6,16 +6,12 @@
 #include <cmath>
 #include <vector>
 
+#include "../core/quant.h"
 #include "cpu_features.h"
 
 namespace layerskip {
 
 namespace {
-
-void weight_row_to_f32(float* out, const Weight& weight, int row) {
-  size_t base = size_t(row) * weight.cols;
-  for (int k = 0; k < weight.cols; k++) out[k] = load_as_f32(weight.data, weight.dtype, base + k);
-}
 
 float dot_canonical(const float* x, const float* w, int length) {
   float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};

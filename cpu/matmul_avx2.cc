@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "../core/quant.h"
 #include "matmul.h"
 #include "simd_avx2.h"
 
@@ -21,8 +22,46 @@ namespace {
 using avx2::hsum;
 using avx2::hsum8;
 using avx2::lane_mask;
-using avx2::load8;
-using avx2::load_partial;
+
+// 8 weights starting at `index` (a multiple of 8) widened exactly to f32: stored elements, or a quantized block's
+// dequantized values (core/quant.h: q8 d·q, q4 fma(q, d, m)).
+template <DType dtype>
+inline __m256 load8(const Weight& w, size_t index) {
+  if constexpr (dtype == DType::Q8) {
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(w.scales[index / kQuantBlock]));
+    const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(static_cast<const int8_t*>(w.data) + index));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d);
+  } else if constexpr (dtype == DType::Q4) {
+    const size_t block = index / kQuantBlock;
+    const int within = int(index % kQuantBlock);
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(w.scales[block]));
+    const __m256 m = _mm256_set1_ps(_cvtsh_ss(w.mins[block]));
+    const uint8_t* bytes = static_cast<const uint8_t*>(w.data) + block * 16 + (within & 15);
+    const __m256i wide = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes)));
+    const __m256i levels = within < 16 ? _mm256_and_si256(wide, _mm256_set1_epi32(15)) : _mm256_srli_epi32(wide, 4);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(levels), d, m);
+  } else {
+    return avx2::load8<dtype>(w.data, index);
+  }
+}
+
+// The `count` (< 8) weights starting at `index` as f32, zero in the remaining lanes.
+template <DType dtype>
+inline __m256 load_partial(const Weight& w, size_t index, int count) {
+  if constexpr (is_quantized(dtype)) {
+    alignas(32) float padded[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int j = 0; j < count; j++) padded[j] = weight_element(w, 0, index + j);
+    return _mm256_load_ps(padded);
+  } else {
+    return avx2::load_partial<dtype>(w.data, index, count);
+  }
+}
+
+// Byte offset of weight `index` in its (packed) value plane.
+template <DType dtype>
+constexpr size_t byte_offset(size_t index) {
+  return dtype == DType::Q4 ? index / 2 : dtype == DType::Q8 ? index : index * (dtype == DType::F32 ? 4 : 2);
+}
 
 // ---- streaming kernel (small n) ----------------------------------------------------------------------------------
 
@@ -32,19 +71,18 @@ constexpr int kPrefetchBytes = 512;
 
 // out[t0 + t][row0 + r] for T tokens × R rows, weights converted on the fly.
 template <DType dtype, int T, int R>
-void stream_tile(float* out, int out_stride, const float* in, const void* weights, int cols, int row0, int t0) {
+void stream_tile(float* out, int out_stride, const float* in, const Weight& weights, int cols, int row0, int t0) {
   __m256 acc[T][R];
   for (int t = 0; t < T; t++)
     for (int r = 0; r < R; r++) acc[t][r] = _mm256_setzero_ps();
   const float* x = in + size_t(t0) * cols;
   const size_t w_base = size_t(row0) * cols;
   const int full = cols & ~7;
-  constexpr int kElementBytes = dtype == DType::F32 ? 4 : 2;
-  const char* weight_bytes = static_cast<const char*>(weights);
+  const char* weight_bytes = static_cast<const char*>(weights.data);
   for (int k = 0; k < full; k += 8) {
-    if ((k * kElementBytes) % 64 == 0) {  // once per cache line of each row, kPrefetchBytes ahead
+    if (byte_offset<dtype>(k) % 64 == 0) {  // once per cache line of each row, kPrefetchBytes ahead
       for (int r = 0; r < R; r++) {
-        _mm_prefetch(weight_bytes + (w_base + size_t(r) * cols + k) * kElementBytes + kPrefetchBytes, _MM_HINT_T0);
+        _mm_prefetch(weight_bytes + byte_offset<dtype>(w_base + size_t(r) * cols + k) + kPrefetchBytes, _MM_HINT_T0);
       }
     }
     __m256 w[R];
@@ -74,7 +112,7 @@ void stream_tile(float* out, int out_stride, const float* in, const void* weight
 
 // All n tokens for R rows at row0, in balanced token tiles of at most kMaxTokens (e.g. 5 = 3 + 2).
 template <DType dtype, int R, int kMaxTokens>
-void stream_rows(float* out, int out_stride, const float* in, const void* weights, int cols, int row0, int n) {
+void stream_rows(float* out, int out_stride, const float* in, const Weight& weights, int cols, int row0, int n) {
   const int tiles = (n + kMaxTokens - 1) / kMaxTokens;
   for (int tile = 0, t0 = 0; tile < tiles; tile++) {
     const int tokens = (n - t0) / (tiles - tile);
@@ -90,7 +128,7 @@ void stream_rows(float* out, int out_stride, const float* in, const void* weight
 
 // Rows [begin, end) in groups of R (the leftovers one at a time).
 template <DType dtype, int R, int kMaxTokens>
-void stream_range(float* out, int out_stride, const float* in, const void* weights, int cols, int n, int begin,
+void stream_range(float* out, int out_stride, const float* in, const Weight& weights, int cols, int n, int begin,
                   int end) {
   int row = begin;
   for (; row + R <= end; row += R) stream_rows<dtype, R, kMaxTokens>(out, out_stride, in, weights, cols, row, n);
@@ -102,11 +140,11 @@ void stream_matmul(float* out, const float* in, const Weight& weight, int n, int
   const int cols = weight.cols;
   pool.parallel_for(size_t(weight.rows), 24, [&](size_t begin, size_t end, int) {
     int b = int(begin), e = int(end);
-    if (n == 1) stream_range<dtype, 8, 1>(out, out_stride, in, weight.data, cols, n, b, e);
-    else if (n == 2) stream_range<dtype, 4, 2>(out, out_stride, in, weight.data, cols, n, b, e);
+    if (n == 1) stream_range<dtype, 8, 1>(out, out_stride, in, weight, cols, n, b, e);
+    else if (n == 2) stream_range<dtype, 4, 2>(out, out_stride, in, weight, cols, n, b, e);
     // 5 or 6 tokens (verifying 4 or 5 drafts) in one 2-row tile: each weight is converted once, not twice.
-    else if (n == 5 || n == 6) stream_range<dtype, 2, 6>(out, out_stride, in, weight.data, cols, n, b, e);
-    else stream_range<dtype, 3, 4>(out, out_stride, in, weight.data, cols, n, b, e);
+    else if (n == 5 || n == 6) stream_range<dtype, 2, 6>(out, out_stride, in, weight, cols, n, b, e);
+    else stream_range<dtype, 3, 4>(out, out_stride, in, weight, cols, n, b, e);
   });
 }
 
@@ -121,7 +159,7 @@ constexpr int kBlockTokens = 128;  // tokens per block: bounds the spilled accum
 // Panel rows [row0, row0 + rows) × columns [k0, k0 + steps·8) as f32, zero past `cols`, laid out per row tile g
 // as (steps, tile rows, 8) at g · kTileRows · steps · 8.
 template <DType dtype>
-void pack_weights(float* packed, const void* weights, int cols, int row0, int rows, int k0, int steps) {
+void pack_weights(float* packed, const Weight& weights, int cols, int row0, int rows, int k0, int steps) {
   for (int g0 = 0; g0 < rows; g0 += kTileRows) {
     const int tile_rows = std::min(kTileRows, rows - g0);
     float* group = packed + size_t(g0) * steps * 8;
@@ -207,7 +245,7 @@ void packed_range(float* out, const float* in, const Weight& weight, int n, int 
       for (int k0 = 0; k0 < cols; k0 += kBlockK) {
         const int steps = (std::min(kBlockK, cols - k0) + 7) / 8;
         const bool first = k0 == 0, last = k0 + kBlockK >= cols;
-        pack_weights<dtype>(panel, weight.data, cols, p0, panel_rows, k0, steps);
+        pack_weights<dtype>(panel, weight, cols, p0, panel_rows, k0, steps);
         for (int t0 = b0; t0 < b0 + block_tokens; t0 += kTileTokens) {
           const int tile_tokens = std::min(kTileTokens, b0 + block_tokens - t0);
           pack_inputs(tokens, in, cols, t0, tile_tokens, k0, steps);
@@ -252,6 +290,9 @@ void matmul_avx2(float* out, const float* in, const Weight& weight, int n, int o
     case DType::BF16: return matmul_typed<DType::BF16>(out, in, weight, n, out_stride, pool);
     case DType::F16: return matmul_typed<DType::F16>(out, in, weight, n, out_stride, pool);
     case DType::F32: return matmul_typed<DType::F32>(out, in, weight, n, out_stride, pool);
+    case DType::Q8: return matmul_typed<DType::Q8>(out, in, weight, n, out_stride, pool);
+    case DType::Q4: return matmul_typed<DType::Q4>(out, in, weight, n, out_stride, pool);
+    case DType::I8: case DType::U8: break;  // planes of quantized matrices, never a matrix's dtype
   }
 }
 

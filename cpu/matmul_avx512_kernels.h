@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "../core/backend.h"
 #include "simd_avx512.h"
 
 namespace layerskip::avx512 {
@@ -26,19 +27,22 @@ constexpr int kPrefetchBytes = 512;
 
 // out[t0 + t][row0 + r] for T tokens × R rows. Inputs are rows of A::Element, `in_stride` apart.
 template <class A, int T, int R>
-void stream_tile(float* out, int out_stride, const typename A::Element* in, size_t in_stride, const void* weights,
+void stream_tile(float* out, int out_stride, const typename A::Element* in, size_t in_stride, const Weight& weights,
                  int cols, int row0, int t0) {
+  if constexpr (A::kOwnStreamTile) {  // the arithmetic streams its own format (quantized blocks)
+    return A::template stream_tile<T, R>(out, out_stride, in, in_stride, weights, cols, row0, t0);
+  }
   __m512 acc[T][R];
   for (int t = 0; t < T; t++)
     for (int r = 0; r < R; r++) acc[t][r] = _mm512_setzero_ps();
   const typename A::Element* x = in + size_t(t0) * in_stride;
   const size_t w_base = size_t(row0) * cols;
   const int full = cols - cols % A::kStep;
-  const char* weight_bytes = static_cast<const char*>(weights);
+  const char* weight_bytes = static_cast<const char*>(weights.data);
   for (int k = 0; k < full; k += A::kStep) {
-    if ((k * A::kWeightBytes) % 64 == 0) {
+    if (A::byte_offset(k) % 64 == 0) {
       for (int r = 0; r < R; r++) {
-        _mm_prefetch(weight_bytes + (w_base + size_t(r) * cols + k) * A::kWeightBytes + kPrefetchBytes, _MM_HINT_T0);
+        _mm_prefetch(weight_bytes + A::byte_offset(w_base + size_t(r) * cols + k) + kPrefetchBytes, _MM_HINT_T0);
       }
     }
     typename A::Vec w[R];
@@ -67,7 +71,7 @@ void stream_tile(float* out, int out_stride, const typename A::Element* in, size
 
 // All n tokens for R rows at row0, in balanced token tiles of at most kMaxTokens (e.g. 10 = 5 + 5).
 template <class A, int R, int kMaxTokens>
-void stream_rows(float* out, int out_stride, const typename A::Element* in, size_t in_stride, const void* weights,
+void stream_rows(float* out, int out_stride, const typename A::Element* in, size_t in_stride, const Weight& weights,
                  int cols, int row0, int n) {
   const int tiles = (n + kMaxTokens - 1) / kMaxTokens;
   for (int tile = 0, t0 = 0; tile < tiles; tile++) {
@@ -87,7 +91,7 @@ void stream_rows(float* out, int out_stride, const typename A::Element* in, size
 
 // Rows [begin, end) in groups of R (the leftovers one at a time).
 template <class A, int R, int kMaxTokens>
-void stream_range(float* out, int out_stride, const typename A::Element* in, size_t in_stride, const void* weights,
+void stream_range(float* out, int out_stride, const typename A::Element* in, size_t in_stride, const Weight& weights,
                   int cols, int n, int begin, int end) {
   int row = begin;
   for (; row + R <= end; row += R) stream_rows<A, R, kMaxTokens>(out, out_stride, in, in_stride, weights, cols, row, n);
@@ -100,9 +104,20 @@ template <class A>
 void stream_matmul(float* out, const typename A::Element* in, size_t in_stride, const Weight& weight, int n,
                    int out_stride, ThreadPool& pool) {
   const int cols = weight.cols;
-  const void* w = weight.data;
+  const Weight& w = weight;
   pool.parallel_for(size_t(weight.rows), 24, [&](size_t begin, size_t end, int) {
     const int b = int(begin), e = int(end);
+    if constexpr (A::kPairedVec) {
+      // Two zmm per operand (a 32-column block): fewer rows per tile keep the weights and accumulators in registers.
+      switch (n) {
+        case 1: return stream_range<A, 8, 1>(out, out_stride, in, in_stride, w, cols, n, b, e);
+        case 2: return stream_range<A, 6, 2>(out, out_stride, in, in_stride, w, cols, n, b, e);
+        case 3: case 4: return stream_range<A, 4, 4>(out, out_stride, in, in_stride, w, cols, n, b, e);
+        case 5: case 6: return stream_range<A, 3, 6>(out, out_stride, in, in_stride, w, cols, n, b, e);
+        case 9: return stream_range<A, 3, 5>(out, out_stride, in, in_stride, w, cols, n, b, e);
+        default: return stream_range<A, 2, 8>(out, out_stride, in, in_stride, w, cols, n, b, e);
+      }
+    }
     switch (n) {
       case 1: return stream_range<A, 8, 1>(out, out_stride, in, in_stride, w, cols, n, b, e);
       case 2: return stream_range<A, 8, 2>(out, out_stride, in, in_stride, w, cols, n, b, e);
@@ -125,7 +140,7 @@ constexpr int kBlockTokens = 64;   // tokens per block: bounds the spilled accum
 // Panel rows [row0, row0 + rows) × `steps` steps from column k0, in operand form, zero past `cols`; laid out per
 // row tile g as (steps, tile rows, Vec) at g · kTileRows · steps.
 template <class A>
-void pack_weights(typename A::Vec* packed, const void* weights, int cols, int row0, int rows, int k0, int steps) {
+void pack_weights(typename A::Vec* packed, const Weight& weights, int cols, int row0, int rows, int k0, int steps) {
   for (int g0 = 0; g0 < rows; g0 += kTileRows) {
     const int tile_rows = std::min(kTileRows, rows - g0);
     typename A::Vec* group = packed + size_t(g0) * steps;
@@ -194,8 +209,9 @@ struct alignas(64) Block64 {
 };
 template <class A>
 struct PackedScratch {
-  std::vector<Block64> panel_blocks = std::vector<Block64>(size_t(kPanelRows) * A::kBlockSteps);
-  std::vector<Block64> token_blocks = std::vector<Block64>(size_t(kTileTokens) * A::kBlockSteps);
+  static constexpr size_t kVecBlocks = sizeof(typename A::Vec) / sizeof(Block64);
+  std::vector<Block64> panel_blocks = std::vector<Block64>(size_t(kPanelRows) * A::kBlockSteps * kVecBlocks);
+  std::vector<Block64> token_blocks = std::vector<Block64>(size_t(kTileTokens) * A::kBlockSteps * kVecBlocks);
   std::vector<Block64> spill_blocks = std::vector<Block64>(size_t(kBlockTokens) * kPanelRows);
   typename A::Vec* panel() { return reinterpret_cast<typename A::Vec*>(panel_blocks.data()); }
   typename A::Vec* tokens() { return reinterpret_cast<typename A::Vec*>(token_blocks.data()); }
@@ -215,7 +231,7 @@ void packed_range(float* out, const typename A::Element* in, size_t in_stride, c
       for (int k0 = 0; k0 < cols; k0 += block_k) {
         const int steps = (std::min(block_k, cols - k0) + A::kStep - 1) / A::kStep;
         const bool first = k0 == 0, last = k0 + block_k >= cols;
-        pack_weights<A>(scratch.panel(), weight.data, cols, p0, panel_rows, k0, steps);
+        pack_weights<A>(scratch.panel(), weight, cols, p0, panel_rows, k0, steps);
         for (int t0 = b0; t0 < b0 + block_tokens; t0 += kTileTokens) {
           const int tile_tokens = std::min(kTileTokens, b0 + block_tokens - t0);
           pack_inputs<A>(scratch.tokens(), in, in_stride, cols, t0, tile_tokens, k0, steps);

@@ -30,13 +30,15 @@ struct Bf16DotArithmetic {
   using Element = uint16_t;  // bf16 bits
   using Vec = __m512i;       // 32 bf16
   static constexpr int kStep = kPairStep;
-  static constexpr int kWeightBytes = 2;
+  static constexpr bool kPairedVec = false;
+  static constexpr bool kOwnStreamTile = false;
   static constexpr int kBlockSteps = 64;  // 2048 columns per packed k block: the panel is 192 KiB
-  static Vec weights(const void* w, size_t index) {
-    return _mm512_loadu_si512(static_cast<const uint16_t*>(w) + index);
+  static size_t byte_offset(size_t index) { return index * 2; }
+  static Vec weights(const Weight& w, size_t index) {
+    return _mm512_loadu_si512(static_cast<const uint16_t*>(w.data) + index);
   }
-  static Vec weights_partial(const void* w, size_t index, int count) {
-    return _mm512_maskz_loadu_epi16(avx512::first_lanes32(count), static_cast<const uint16_t*>(w) + index);
+  static Vec weights_partial(const Weight& w, size_t index, int count) {
+    return _mm512_maskz_loadu_epi16(avx512::first_lanes32(count), static_cast<const uint16_t*>(w.data) + index);
   }
   static Vec input(const uint16_t* x, int k) { return _mm512_loadu_si512(x + k); }
   static Vec input_partial(const uint16_t* x, int k, int) { return _mm512_loadu_si512(x + k); }

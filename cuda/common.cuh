@@ -21,14 +21,16 @@
 
 namespace layerskip {
 
-// Device copies of weight matrices keep their dtype but pad each row to a multiple of 64 columns with zeros
+// Device copies of plain weight matrices keep their dtype but pad each row to a multiple of 64 columns with zeros
 // (row stride = padded_cols(cols)). Rows are then 128-byte aligned for 16-bit types and every kernel reads whole
-// 64-column chunks without tail logic; the zeros add nothing to any dot product.
+// 64-column chunks without tail logic; the zeros add nothing to any dot product. Quantized planes (Q8, Q4) are
+// copied unpadded: their 32-column blocks already keep rows 16-byte aligned (matmul_quant.cu).
 constexpr int kWeightColumnAlign = 64;
 inline int padded_cols(int cols) { return (cols + kWeightColumnAlign - 1) / kWeightColumnAlign * kWeightColumnAlign; }
 
 inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 inline size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
+inline bool aligned16(const void* pointer) { return (reinterpret_cast<uintptr_t>(pointer) & 15) == 0; }
 
 inline Status cuda_status(cudaError_t error, const char* what) {
   if (error == cudaSuccess) return Status::ok();
@@ -57,8 +59,9 @@ inline Status check_grid(dim3 grid, const char* kernel) {
 
 #define LS_CUDA_RETURN_IF_ERROR(call, what) LS_RETURN_IF_ERROR(::layerskip::cuda_status((call), (what)))
 
-// Device-side storage types as the backend's dtype tags (values match DType in core/dtype.h).
-enum class WeightType : int { F32 = 0, F16 = 1, BF16 = 2 };
+// Device-side storage types as the backend's dtype tags (values match DType in core/dtype.h). Q8 and Q4 are the
+// block-quantized formats of core/quant.h: a values plane plus f16 scale (and q4 offset) planes, kept unpadded.
+enum class WeightType : int { F32 = 0, F16 = 1, BF16 = 2, Q8 = 5, Q4 = 6 };
 
 #if defined(__CUDACC__) || defined(LAYERSKIP_CUDA_EMULATOR)
 

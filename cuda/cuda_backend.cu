@@ -3,8 +3,9 @@
 // returned by the next Status-returning call (sample, copy_to_host, alloc, ...); after one, every call reports
 // it, since the device state can no longer be trusted.
 //
-// Memory: weights are uploaded once, one copy per tensor from the mmap, keeping dtype, rows padded to
-// padded_cols() (common.cuh), after check_weights_fit() compared their total with the free device memory.
+// Memory: weights are uploaded once, one copy per matrix from host memory (the mmap, or the quantized planes the
+// model holds), keeping dtype: plain rows padded to padded_cols() (common.cuh), quantized planes as they are (one
+// allocation per plane), after check_weights_fit() compared their total with the free device memory.
 // Kernel workspaces (matmul staging, attention partials, sampling weights, token ids) grow on demand — only the
 // first prefill or sampled step pays for the allocation.
 #include "cuda_backend.h"
@@ -18,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "../core/quant.h"
 #include "../core/safetensors.h"
 #include "attention.cuh"
 #include "common.cuh"
@@ -53,13 +55,24 @@ std::string device_label(int index, const std::string& name) {
   return "cuda:" + std::to_string(index) + (name.empty() ? "" : " (" + name + ")");
 }
 
-WeightType weight_type(DType dtype) {
+// The kernels' tag for a matrix dtype; false for dtypes no kernel reads as a matrix (I8, U8: plane element types).
+bool weight_type(DType dtype, WeightType* out) {
   switch (dtype) {
-    case DType::F32: return WeightType::F32;
-    case DType::F16: return WeightType::F16;
-    case DType::BF16: return WeightType::BF16;
+    case DType::F32: *out = WeightType::F32; return true;
+    case DType::F16: *out = WeightType::F16; return true;
+    case DType::BF16: *out = WeightType::BF16; return true;
+    case DType::Q8: *out = WeightType::Q8; return true;
+    case DType::Q4: *out = WeightType::Q4; return true;
+    case DType::I8: case DType::U8: break;
   }
-  return WeightType::F32;
+  return false;
+}
+
+// The tag of an uploaded matrix (upload_weight() admitted only dtypes weight_type() maps).
+WeightType uploaded_weight_type(DType dtype) {
+  WeightType type = WeightType::F32;
+  weight_type(dtype, &type);
+  return type;
 }
 
 class CudaBackend final : public Backend {
@@ -88,6 +101,7 @@ class CudaBackend final : public Backend {
   // --- memory ---------------------------------------------------------------------------------------------------
 
   size_t weight_upload_bytes(DType dtype, int rows, int cols) const override {
+    if (is_quantized(dtype)) return weight_bytes(dtype, rows, cols);
     return size_t(rows) * size_t(padded_cols(cols)) * dtype_size(dtype);
   }
 
@@ -116,43 +130,69 @@ class CudaBackend final : public Backend {
     return Status::ok();
   }
 
-  Status upload_weight(const TensorView& tensor, int rows, int cols, Weight* out) override {
+  Status upload_weight(const Weight& host, const std::string& name, Weight* out) override {
     LS_RETURN_IF_ERROR(activate());
-    const size_t element = dtype_size(tensor.dtype);
-    if (rows < 1 || cols < 1 || tensor.data == nullptr || tensor.byte_size != size_t(rows) * cols * element) {
-      return Status::error(tensor.file + ": tensor \"" + tensor.name + "\" holds " + std::to_string(tensor.byte_size) +
-                           " bytes, not the " + std::to_string(size_t(rows) * cols * element) + " of [" +
-                           std::to_string(rows) + ", " + std::to_string(cols) + "] " + dtype_name(tensor.dtype));
+    const std::string label = "tensor \"" + name + "\"";
+    WeightType type;
+    if (!weight_type(host.dtype, &type)) {
+      return Status::error(label + " has dtype " + dtype_name(host.dtype) + ", which the CUDA backend cannot use as "
+                           "a weight matrix");
     }
-    const size_t padded = size_t(padded_cols(cols));
-    const size_t bytes = weight_upload_bytes(tensor.dtype, rows, cols);
+    const bool quantized = is_quantized(host.dtype);
+    const bool q4 = host.dtype == DType::Q4;
+    if (host.rows < 1 || host.cols < 1 || host.data == nullptr ||
+        (quantized && (host.cols % kQuantBlock != 0 || host.scales == nullptr || (q4 && host.mins == nullptr)))) {
+      return Status::error(label + ": invalid " + dtype_name(host.dtype) + " matrix [" + std::to_string(host.rows) +
+                           ", " + std::to_string(host.cols) + "]" +
+                           (quantized ? " (columns must be a multiple of 32, with its scale planes)" : ""));
+    }
+    if (quantized) {
+      const size_t scale_bytes = quant_scale_count(host.rows, host.cols) * sizeof(uint16_t);
+      void* qs = nullptr;
+      void* scales = nullptr;
+      void* mins = nullptr;
+      LS_RETURN_IF_ERROR(upload_plane(&qs, host.data, quant_qs_bytes(host.dtype, host.rows, host.cols), label));
+      LS_RETURN_IF_ERROR(upload_plane(&scales, host.scales, scale_bytes, label + " (scales)"));
+      if (q4) LS_RETURN_IF_ERROR(upload_plane(&mins, host.mins, scale_bytes, label + " (offsets)"));
+      *out = host;
+      out->data = qs;
+      out->scales = static_cast<const uint16_t*>(scales);
+      out->mins = static_cast<const uint16_t*>(mins);
+      return Status::ok();
+    }
+
+    const size_t element = dtype_size(host.dtype);
+    const size_t padded = size_t(padded_cols(host.cols));
+    const size_t bytes = weight_upload_bytes(host.dtype, host.rows, host.cols);
     void* device_copy = nullptr;
-    LS_RETURN_IF_ERROR(device_malloc(&device_copy, bytes, "tensor \"" + tensor.name + "\""));
+    LS_RETURN_IF_ERROR(device_malloc(&device_copy, bytes, label));
     // On the backend's stream, then wait: the copy is complete before any kernel or the caller moves on.
     cudaError_t error;
-    if (padded == size_t(cols)) {
-      error = cudaMemcpyAsync(device_copy, tensor.data, bytes, cudaMemcpyHostToDevice, stream_);
+    if (padded == size_t(host.cols)) {
+      error = cudaMemcpyAsync(device_copy, host.data, bytes, cudaMemcpyHostToDevice, stream_);
     } else {
       error = cudaMemsetAsync(device_copy, 0, bytes, stream_);
       if (error == cudaSuccess) {
-        error = cudaMemcpy2DAsync(device_copy, padded * element, tensor.data, size_t(cols) * element,
-                                  size_t(cols) * element, size_t(rows), cudaMemcpyHostToDevice, stream_);
+        error = cudaMemcpy2DAsync(device_copy, padded * element, host.data, size_t(host.cols) * element,
+                                  size_t(host.cols) * element, size_t(host.rows), cudaMemcpyHostToDevice, stream_);
       }
     }
     if (error == cudaSuccess) error = cudaStreamSynchronize(stream_);
     if (error != cudaSuccess) {
       cudaFree(device_copy);
-      return Status::error(device_label(device_, name_) + ": uploading tensor \"" + tensor.name + "\" failed: " +
+      return Status::error(device_label(device_, name_) + ": uploading " + label + " failed: " +
                            cudaGetErrorString(error));
     }
     weights_.push_back(device_copy);
     weight_bytes_ += bytes;
+    *out = host;
     out->data = device_copy;
-    out->dtype = tensor.dtype;
-    out->rows = rows;
-    out->cols = cols;
+    out->scales = nullptr;
+    out->mins = nullptr;
     return Status::ok();
   }
+
+  bool reads_host_weights() const override { return false; }
 
   Status upload_vector_f32(const TensorView& tensor, float** out) override {
     LS_RETURN_IF_ERROR(activate());
@@ -231,7 +271,8 @@ class CudaBackend final : public Backend {
                                             cudaMemcpyHostToDevice, stream_), "copy token ids"))) {
       return;
     }
-    record(embed_cuda(out, device_tokens, n, table.data, weight_type(table.dtype), table.rows, table.cols, stream_));
+    record(embed_cuda(out, device_tokens, n, table.data, table.scales, table.mins, uploaded_weight_type(table.dtype),
+                      table.rows, table.cols, stream_));
   }
 
   void rmsnorm(float* out, const float* in, const float* weight, int n, int dim, float eps) override {
@@ -241,11 +282,11 @@ class CudaBackend final : public Backend {
 
   void matmul(float* out, const float* in, const Weight& weight, int n, int out_stride) override {
     if (!begin_op()) return;
-    const WeightType type = weight_type(weight.dtype);
+    const WeightType type = uploaded_weight_type(weight.dtype);
     const size_t workspace_bytes = matmul_workspace_bytes(n, weight.cols, type);
     if (workspace_bytes > 0 && !record(ensure(&matmul_scratch_, workspace_bytes, "matmul staging"))) return;
-    record(matmul_cuda(out, in, weight.data, type, weight.rows, weight.cols, n, out_stride, matmul_scratch_.data,
-                       matmul_scratch_.bytes, stream_));
+    record(matmul_cuda(out, in, weight.data, weight.scales, weight.mins, type, weight.rows, weight.cols, n, out_stride,
+                       matmul_scratch_.data, matmul_scratch_.bytes, stream_));
   }
 
   void rope(float* vectors, int n, int row_stride, int num_heads, int head_dim, int start_pos, const float* cos_table,
@@ -417,6 +458,22 @@ class CudaBackend final : public Backend {
   // Common entry of the void ops: select the device, and do nothing once an error is pending.
   bool begin_op() { return record(activate()) && error_.empty(); }
 
+  // Copies `bytes` of host memory into a new weight allocation (counted in weight_bytes_, freed with the backend).
+  Status upload_plane(void** out, const void* host, size_t bytes, const std::string& what) {
+    LS_RETURN_IF_ERROR(device_malloc(out, bytes, what));
+    cudaError_t error = cudaMemcpyAsync(*out, host, bytes, cudaMemcpyHostToDevice, stream_);
+    if (error == cudaSuccess) error = cudaStreamSynchronize(stream_);
+    if (error != cudaSuccess) {
+      cudaFree(*out);
+      *out = nullptr;
+      return Status::error(device_label(device_, name_) + ": uploading " + what + " failed: " +
+                           cudaGetErrorString(error));
+    }
+    weights_.push_back(*out);
+    weight_bytes_ += bytes;
+    return Status::ok();
+  }
+
   Status device_malloc(void** out, size_t bytes, const std::string& what) {
     cudaError_t error = cudaMalloc(out, bytes);
     if (error == cudaSuccess) return Status::ok();
@@ -453,7 +510,7 @@ class CudaBackend final : public Backend {
   const size_t total_memory_;
   cudaStream_t stream_;
   std::string error_;                             // first failure of a void op; empty when none
-  std::vector<void*> weights_;                    // device copies of weights and norm vectors
+  std::vector<void*> weights_;                    // device copies of weights (each plane) and norm vectors
   std::unordered_map<void*, size_t> buffers_;     // alloc()ed buffers → bytes
   size_t weight_bytes_ = 0;
   size_t buffer_bytes_ = 0;

@@ -4,8 +4,10 @@
 
 namespace layerskip {
 
-// out (n, cols) f32 = rows `tokens` (device, n ids, each in [0, vocab)) of table (vocab, padded_cols(cols)).
-Status embed_cuda(float* out, const int32_t* tokens, int n, const void* table, WeightType type, int vocab, int cols,
-                  cudaStream_t stream);
+// out (n, cols) f32 = rows `tokens` (device, n ids, each in [0, vocab)) of the table, widened to f32: a plain
+// (vocab, padded_cols(cols)) matrix, or the qs plane of a Q8/Q4 matrix with its f16 `scales` and (Q4) `mins`
+// planes (null for plain types).
+Status embed_cuda(float* out, const int32_t* tokens, int n, const void* table, const uint16_t* scales,
+                  const uint16_t* mins, WeightType type, int vocab, int cols, cudaStream_t stream);
 
 }  // namespace layerskip

@@ -25,12 +25,13 @@
 // mma costs nothing there. The slices give decode the parallelism to fill HBM on skinny matrices (k/v_proj).
 //
 // f32 weights (test fixtures) use CUDA cores: one warp per row, lane l takes float4 units l, l + 32, …, then a
-// fixed butterfly — also the same code for every n.
+// fixed butterfly — also the same code for every n. Q8/Q4 weights go to matmul_quant.cu, built the same way.
 #include "matmul.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include "matmul_quant.cuh"
 #include "ptx.cuh"
 
 namespace layerskip {
@@ -377,8 +378,6 @@ matmul_f32_kernel(float* __restrict__ out, const float* __restrict__ in, const f
   }
 }
 
-bool aligned16(const void* pointer) { return (reinterpret_cast<uintptr_t>(pointer) & 15) == 0; }
-
 template <typename Tag>
 Status launch_16bit(float* out, const float* in, const uint16_t* weight, int rows, int cols, int n, int out_stride,
                     void* workspace, size_t workspace_bytes, cudaStream_t stream) {
@@ -421,12 +420,13 @@ Status launch_16bit(float* out, const float* in, const uint16_t* weight, int row
 }  // namespace
 
 size_t matmul_workspace_bytes(int n, int cols, WeightType type) {
-  if (type == WeightType::F32 || n <= kSkinnyMaxTokens) return 0;
+  if ((type != WeightType::BF16 && type != WeightType::F16) || n <= kSkinnyMaxTokens) return 0;
   return size_t(n) * size_t(padded_cols(cols)) * 2;
 }
 
-Status matmul_cuda(float* out, const float* in, const void* weight, WeightType type, int rows, int cols, int n,
-                   int out_stride, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+Status matmul_cuda(float* out, const float* in, const void* weight, const uint16_t* scales, const uint16_t* mins,
+                   WeightType type, int rows, int cols, int n, int out_stride, void* workspace,
+                   size_t workspace_bytes, cudaStream_t stream) {
   if (rows < 1 || cols < 1 || n < 1 || out_stride < rows) {
     return Status::error("matmul: invalid shape (rows " + std::to_string(rows) + ", cols " + std::to_string(cols) +
                          ", n " + std::to_string(n) + ", out_stride " + std::to_string(out_stride) + ")");
@@ -452,6 +452,9 @@ Status matmul_cuda(float* out, const float* in, const void* weight, WeightType t
       }
       return check_launch("matmul_f32");
     }
+    case WeightType::Q8:
+    case WeightType::Q4:
+      return matmul_quantized_cuda(out, in, weight, scales, mins, type, rows, cols, n, out_stride, stream);
   }
   return Status::error("matmul: unknown weight type");
 }

@@ -1,6 +1,6 @@
-// The inline PTX the kernels use, in one place: tensor-core mma, streaming loads and cp.async. Under the CPU
-// emulator (cuda/emulator/, LAYERSKIP_CUDA_EMULATOR) each has a host twin with the instruction's documented
-// semantics, so the kernels that call these run unchanged in the emulated test build.
+// The inline PTX (and load intrinsics) the kernels use, in one place: tensor-core mma, streaming and read-only
+// loads, cp.async. Under the CPU emulator (cuda/emulator/, LAYERSKIP_CUDA_EMULATOR) each has a host twin with the
+// instruction's documented semantics, so the kernels that call these run unchanged in the emulated test build.
 #pragma once
 #include <cstdint>
 
@@ -19,6 +19,7 @@ __device__ __forceinline__ void mma_m16n8k16_f16(float (&d)[4], uint32_t a0, uin
   emulator::mma_m16n8k16(d, {a0, a1, a2, a3}, {b0, b1}, emulator::MmaType::kF16);
 }
 __device__ __forceinline__ uint4 load_streaming(const void* address) { return *static_cast<const uint4*>(address); }
+__device__ __forceinline__ uint16_t load_readonly(const uint16_t* address) { return *address; }
 __device__ __forceinline__ void cp_async16(void* shared_destination, const void* global_source, bool valid) {
   emulator::cp_async16(shared_destination, global_source, valid);
 }
@@ -52,6 +53,9 @@ __device__ __forceinline__ uint4 load_streaming(const void* address) {
                : "l"(address));
   return v;
 }
+
+// 16-bit load through the read-only (texture) cache: small per-block parameters that many lanes and tiles reread.
+__device__ __forceinline__ uint16_t load_readonly(const uint16_t* address) { return __ldg(address); }
 
 // Asynchronous 16-byte global → shared copy; !valid writes 16 zero bytes and reads nothing.
 __device__ __forceinline__ void cp_async16(void* shared_destination, const void* global_source, bool valid) {

@@ -5,6 +5,8 @@ export {
   cpuInfo,
   CPU_KERNEL_NAMES,
   type CpuKernelsName,
+  QUANT_TYPES,
+  type QuantType,
   type LoadOptions,
   type ModelInfo,
   type Device,
@@ -24,6 +26,8 @@ export {
   type ExitLayerRecommendation,
   type PassCosts,
 } from './eval/exit-layer-eval.js';
+export { compareToReference, type ReferenceComparison, type ReferenceComparisonOptions } from './eval/reference-eval.js';
+export { quantizeModel, quantizationConfig, type QuantizeOptions, type QuantizeReport } from './quantize.js';
 export { trainModel, type TrainEvent, type TrainResult, type ExitEvaluation } from './training/train.js';
 export { DEFAULT_TRAIN_OPTIONS, type TrainOptions, type ModelShape } from './training/train-options.js';
 export { trainBpeTokenizer, tokenizerConfigFor, writeTokenizerFiles } from './training/bpe-trainer.js';

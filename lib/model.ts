@@ -22,6 +22,9 @@ export type Device = 'cpu' | 'cuda' | 'auto';
 /** The CPU kernel variants, lowest first (see `cpuInfo()` for which this processor runs). */
 export const CPU_KERNEL_NAMES = ['auto', 'scalar', 'avx2', 'avx512', 'avx512bf16'] as const;
 export type CpuKernelsName = (typeof CPU_KERNEL_NAMES)[number];
+/** Block-quantized weight formats (README "Quantized weights"): q8 = 8.5 bits per weight, q4 = 5 bits. */
+export const QUANT_TYPES = ['q8', 'q4'] as const;
+export type QuantType = (typeof QUANT_TYPES)[number];
 
 /** The processor, its features and the CPU kernel variants this build has, and which this processor runs. */
 export function cpuInfo(): NativeCpuInfo {
@@ -39,6 +42,17 @@ export interface LoadOptions {
    * missing features. `cpuInfo()` lists them.
    */
   cpuKernels?: CpuKernelsName;
+  /**
+   * Quantize the layer matrices, embedding and LM head while loading ('q8' or 'q4'); default: run them as stored.
+   * A checkpoint written by `layerskip quantize` is already quantized and loads as is (this option must then be
+   * unset or name the same type).
+   */
+  weights?: QuantType;
+  /**
+   * Keep a 'q8' or 'q4' copy of the LM head for self-speculative drafts only. Verification, hidden states and the
+   * KV cache use the loaded weights, so greedy output is unchanged and speculative sampling stays exact.
+   */
+  draftHead?: QuantType;
   /** Positions the KV cache holds; default min(max_position_embeddings, 4096). */
   contextLength?: number;
   /**
@@ -82,6 +96,12 @@ export class LayerSkipModel {
     if (options.cpuKernels !== undefined && !(CPU_KERNEL_NAMES as readonly string[]).includes(options.cpuKernels)) {
       throw new RangeError(`cpuKernels must be one of ${CPU_KERNEL_NAMES.join(', ')}, got ${JSON.stringify(options.cpuKernels)}`);
     }
+    for (const key of ['weights', 'draftHead'] as const) {
+      const value = options[key];
+      if (value !== undefined && !(QUANT_TYPES as readonly string[]).includes(value)) {
+        throw new RangeError(`${key} must be one of ${QUANT_TYPES.join(', ')}, got ${JSON.stringify(value)}`);
+      }
+    }
     if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
       throw new TypeError('onProgress must be a function');
     }
@@ -95,6 +115,8 @@ export class LayerSkipModel {
       device,
       threads: options.threads ?? 0,
       cpuKernels: options.cpuKernels ?? 'auto',
+      weights: options.weights ?? '',
+      draftHead: options.draftHead ?? '',
       onProgress: options.onProgress,
     });
     const nativeInfo = native.info();

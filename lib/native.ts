@@ -18,7 +18,7 @@ export interface NativeModelInfo {
   tieWordEmbeddings: boolean;
   bosTokenId: number;
   eosTokenIds: number[];
-  /** Stored dtype of the layer matrices: "BF16" | "F16" | "F32". */
+  /** Dtype of the layer matrices as they run: "BF16" | "F16" | "F32", or "q8" | "q4" when quantized. */
   dtype: string;
   /** "cpu" or "cuda". */
   device: string;
@@ -29,6 +29,11 @@ export interface NativeModelInfo {
   weightBytesPerToken: number;
   weightBytesPerLayer: number;
   headWeightBytes: number;
+  /** The LM head's dtype as it runs ("BF16", "q8", …). */
+  headDtype: string;
+  /** The head self-speculative drafts use: the draft head's format, else headDtype. */
+  draftHeadDtype: string;
+  draftHeadWeightBytes: number;
   /**
    * Bytes of weights held in the backend's memory after loading: on CUDA the device copies (rows padded to 64
    * columns) and f32 norm vectors; on the CPU the mapped checkpoint matrices plus f32 norm copies.
@@ -50,6 +55,10 @@ export interface NativeLoadOptions {
   threads?: number;
   /** CPU kernel variant: "" or "auto" (LAYERSKIP_CPU, else the best supported), "scalar", "avx2", "avx512", "avx512bf16". */
   cpuKernels?: string;
+  /** '' (as stored), 'q8' or 'q4'. */
+  weights?: string;
+  /** '' (none), 'q8' or 'q4': the quantized draft head. */
+  draftHead?: string;
   /** Progress while uploading weights; calls may be coalesced, the last one always reports the total. */
   onProgress?: LoadProgressCallback;
 }
@@ -278,6 +287,13 @@ export interface NativeCpuInfo {
   kernels: NativeCpuKernels[];
 }
 
+export interface NativeQuantizeReport {
+  tensors: number;
+  quantizedTensors: number;
+  inputBytes: number;
+  outputBytes: number;
+}
+
 export interface NativeBinding {
   /** The processor, its features and the CPU kernel variants (synchronous). */
   cpuInfo(): NativeCpuInfo;
@@ -287,6 +303,12 @@ export interface NativeBinding {
   cudaCompiledIn: boolean;
   /** Asks the driver about a CUDA device (default 0) the way device "cuda" would, without creating a backend. */
   probeCuda(deviceIndex?: number): NativeCudaProbe;
+  /** Writes `dir`'s weights quantized into the safetensors file `outPath` (core/quantize_checkpoint.h). */
+  quantizeCheckpoint(
+    dir: string,
+    outPath: string,
+    options: { type: string; keepHead?: boolean; threads?: number; onProgress?: LoadProgressCallback },
+  ): Promise<NativeQuantizeReport>;
   /** Host memory read bandwidth in bytes/s (best of 5 passes over a buffer of `megabytes`). */
   measureReadBandwidth(threads: number, megabytes: number): number;
 }

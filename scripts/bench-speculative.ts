@@ -6,8 +6,11 @@
 // to autoregressive output. Also: the cost breakdown of a draft pass (layers [0, E) vs final norm + LM head) and
 // the peak RSS of each strategy, each in its own process.
 //
+// With --weights q8|q4 the models are quantized while loading; --draft-heads none,q4 measures each configuration
+// once per listed draft head (a quantized copy of the LM head used only for proposals; output is unchanged).
+//
 //   npx tsx scripts/bench-speculative.ts [--suite mid|1b|all] [--only NAME-PART] [--threads N] [--repeats N]
-//                                        [--tokens N] [--json]
+//                                        [--tokens N] [--weights q8|q4] [--draft-heads none,q8,q4] [--json]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { median } from '../lib/benchmark.js';
-import { loadModel, type LayerSkipModel } from '../lib/index.js';
+import { loadModel, quantizeModel, type LayerSkipModel, type QuantType } from '../lib/index.js';
 import { loadNativeBinding, type NativeContext } from '../lib/native.js';
 import { type CheckpointSpec, LLAMA_3_2_1B_SHAPE, writeCheckpoint } from '../test/fixtures/checkpoint-writer.js';
 
@@ -86,6 +89,19 @@ function ensureModel(model: BenchModel): string {
   writeCheckpoint(dir, model.spec);
   fs.writeFileSync(stamp, spec);
   return dir;
+}
+
+// The model quantized once by `layerskip quantize` into a sibling cache folder (rewritten when the source changes).
+async function ensureQuantized(dir: string, type: QuantType): Promise<string> {
+  const out = `${dir}-${type}`;
+  const stamp = path.join(out, '.source-spec.json');
+  const source = fs.readFileSync(path.join(dir, '.spec.json'), 'utf8');
+  if (fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === source) return out;
+  fs.rmSync(out, { recursive: true, force: true });
+  const report = await quantizeModel(dir, out, { type });
+  process.stderr.write(`quantized ${dir} to ${type} in ${report.seconds.toFixed(1)} s\n`);
+  fs.writeFileSync(stamp, source);
+  return out;
 }
 
 async function medianMs(repeats: number, once: () => Promise<number>): Promise<number> {
@@ -175,16 +191,18 @@ function toRow(name: string, measured: Measured, autoregressiveTokS: number, cos
 }
 
 // Peak RSS of one generation in a fresh process (this script re-run with --memory-probe).
-function peakRss(dir: string, threads: number, tokens: number, strategy: string, exitLayer: number, numSpeculations: number): number {
+function peakRss(dir: string, threads: number, tokens: number, strategy: string, exitLayer: number, numSpeculations: number, weights?: string): number {
   const script = fileURLToPath(import.meta.url);
-  const probe = spawnSync(process.execPath, ['--import', 'tsx', script, '--memory-probe', dir, '--threads', String(threads), '--tokens', String(tokens), '--strategy', strategy, '--exit-layer', String(exitLayer), '--num-speculations', String(numSpeculations)], { encoding: 'utf8', env: process.env });
+  const probe = spawnSync(process.execPath, ['--import', 'tsx', script, '--memory-probe', dir, '--threads', String(threads), '--tokens', String(tokens), '--strategy', strategy, '--exit-layer', String(exitLayer), '--num-speculations', String(numSpeculations), ...(weights ? ['--weights', weights] : [])], { encoding: 'utf8', env: process.env });
   const match = /maxRSS (\d+)/.exec(probe.stdout);
   if (!match) throw new Error(`memory probe failed: ${probe.stderr}`);
   return Number(match[1]) * 1024;
 }
 
 async function memoryProbe(values: Record<string, string | boolean | undefined>): Promise<void> {
-  const model = await loadModel(values['memory-probe'] as string, { threads: Number(values.threads), contextLength: 1024 });
+  const model = await loadModel(values['memory-probe'] as string, {
+    threads: Number(values.threads), contextLength: 1024, weights: values.weights as QuantType | undefined,
+  });
   await model.generate(PROMPT, {
     maxSteps: Number(values.tokens), stopTokenIds: [], generationStrategy: values.strategy as 'autoregressive' | 'self_speculative',
     exitLayer: Number(values['exit-layer']), numSpeculations: Number(values['num-speculations']),
@@ -218,6 +236,8 @@ async function main(): Promise<void> {
       strategy: { type: 'string' },
       'exit-layer': { type: 'string' },
       'num-speculations': { type: 'string' },
+      weights: { type: 'string' },
+      'draft-heads': { type: 'string', default: 'none' },
     },
   });
   if (values['memory-probe']) return memoryProbe(values);
@@ -227,41 +247,47 @@ async function main(): Promise<void> {
   const threads = Number(values.threads);
   const repeats = Number(values.repeats);
   const tokens = Number(values.tokens);
+  const weights = values.weights as QuantType | undefined;
+  if (weights !== undefined && weights !== 'q8' && weights !== 'q4') throw new Error('--weights must be q8 or q4');
+  const draftHeads = values['draft-heads'].split(',').map((head) => (head === 'none' ? undefined : (head as QuantType)));
   const rows: Row[] = [];
   const memory: string[] = [];
   for (const benchModel of suite) {
-    const dir = ensureModel(benchModel);
-    // Phase 1: whole generations. Phase 2 (after the model is disposed, so only one thread pool runs): isolated
-    // step costs on a raw context.
-    const model = await loadModel(dir, { threads, contextLength: 1024 });
-    let autoregressiveTokS = 0;
-    const measured: Measured[] = [];
-    try {
-      await model.generate(PROMPT, { maxSteps: 4, stopTokenIds: [] }); // warm the page cache and the thread pool
-      const autoregressive = [];
-      let ids: number[] = [];
-      for (let i = 0; i < repeats; i++) {
-        const result = await model.generate(PROMPT, { maxSteps: tokens, stopTokenIds: [] });
-        autoregressive.push(result.stats.decodeTokensPerSecond);
-        ids = result.tokenIds;
+    const dir = weights ? await ensureQuantized(ensureModel(benchModel), weights) : ensureModel(benchModel);
+    for (const draftHead of draftHeads) {
+      const label = `${benchModel.name}${weights ? ` ${weights}` : ''}${draftHead ? ` +${draftHead} draft head` : ''}`;
+      // Phase 1: whole generations. Phase 2 (after the model is disposed, so only one thread pool runs): isolated
+      // step costs on a raw context.
+      const model = await loadModel(dir, { threads, contextLength: 1024, draftHead });
+      let autoregressiveTokS = 0;
+      const measured: Measured[] = [];
+      try {
+        await model.generate(PROMPT, { maxSteps: 4, stopTokenIds: [] }); // warm the page cache and the thread pool
+        const autoregressive = [];
+        let ids: number[] = [];
+        for (let i = 0; i < repeats; i++) {
+          const result = await model.generate(PROMPT, { maxSteps: tokens, stopTokenIds: [] });
+          autoregressive.push(result.stats.decodeTokensPerSecond);
+          ids = result.tokenIds;
+        }
+        autoregressiveTokS = median(autoregressive);
+        for (const config of benchModel.configs) measured.push(await measureGeneration(model, config, tokens, repeats, ids));
+      } finally {
+        await model.dispose();
       }
-      autoregressiveTokS = median(autoregressive);
-      for (const config of benchModel.configs) measured.push(await measureGeneration(model, config, tokens, repeats, ids));
-    } finally {
-      await model.dispose();
-    }
-    const native = await loadNativeBinding().NativeModel.load(dir, { device: 'cpu', threads });
-    try {
-      for (const result of measured) {
-        const context = native.createContext({ contextLength: 1024 });
-        const costs = await stepCosts(context, benchModel.spec.numLayers, result.config.exitLayer, result.config.numSpeculations);
-        context.dispose();
-        const row = toRow(benchModel.name, result, autoregressiveTokS, costs);
-        rows.push(row);
-        process.stderr.write(formatRows([row]).split('\n').at(-1) + '\n');
+      const native = await loadNativeBinding().NativeModel.load(dir, { device: 'cpu', threads, draftHead: draftHead ?? '' });
+      try {
+        for (const result of measured) {
+          const context = native.createContext({ contextLength: 1024 });
+          const costs = await stepCosts(context, benchModel.spec.numLayers, result.config.exitLayer, result.config.numSpeculations);
+          context.dispose();
+          const row = toRow(label, result, autoregressiveTokS, costs);
+          rows.push(row);
+          process.stderr.write(formatRows([row]).split('\n').at(-1) + '\n');
+        }
+      } finally {
+        native.dispose();
       }
-    } finally {
-      native.dispose();
     }
     const { exitLayer, numSpeculations } = benchModel.configs[0];
     const rssAr = peakRss(dir, threads, 16, 'autoregressive', benchModel.spec.numLayers, numSpeculations);
@@ -278,7 +304,7 @@ async function main(): Promise<void> {
   }
   const date = new Date().toISOString().slice(0, 10);
   process.stdout.write(
-    `Self-speculative decoding, greedy, ${tokens} generated tokens, median of ${repeats}, ${threads} threads, ${os.cpus()[0]?.model ?? 'cpu'}, ${date}\n\n` +
+    `Self-speculative decoding, greedy, ${weights ?? 'stored'} weights, ${tokens} generated tokens, median of ${repeats}, ${threads} threads, ${os.cpus()[0]?.model ?? 'cpu'}, ${date}\n\n` +
       formatRows(rows) +
       '\n\nPeak RSS (one 16-token generation per process; weights are mmapped):\n\n' +
       '| model | autoregressive | self-speculative | difference | exit cache |\n|---|---|---|---|---|\n' +

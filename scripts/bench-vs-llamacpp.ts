@@ -1,8 +1,8 @@
 // Side-by-side CPU throughput of this engine and llama.cpp on the same weights.
 //
-//   npx tsx scripts/bench-vs-llamacpp.ts [--model DIR] [--gguf FILE] [--threads 2] [--prompt-tokens 512]
-//                                        [--generate-tokens 64] [--rounds 3] [--seed 1] [--json]
-//   npx tsx scripts/bench-vs-llamacpp.ts --check [--model DIR]
+//   npx tsx scripts/bench-vs-llamacpp.ts [--model DIR] [--gguf FILE | --weights q8|q4] [--threads 2]
+//                                        [--prompt-tokens 512] [--generate-tokens 64] [--rounds 3] [--seed 1] [--json]
+//   npx tsx scripts/bench-vs-llamacpp.ts --check [--model DIR] [--weights q8|q4]
 //
 // What it measures: prefill tok/s of a P-token prompt and decode tok/s of G greedily generated tokens, for both
 // engines on one random token-id prompt per round (seeded, the same ids for both, a new prompt each round so no
@@ -19,13 +19,22 @@
 // scripts/gguf-writer.ts and cached under ~/.cache/layerskip/gguf (rewritten when the checkpoint changes), or
 // --gguf FILE. bf16 and f16 are both 2 bytes a weight, so both engines stream the same bytes per decoded token.
 //
+// --weights q8|q4 compares the block-quantized formats: the checkpoint is quantized once with quantizeModel
+// (cached under ~/.cache/layerskip/quantized, keyed by the source checkpoint and the type), our engine loads that
+// folder, and llama.cpp gets a GGUF written from the same folder (scripts/gguf-writer.ts): q8 → Q8_0, q4 → Q4_1,
+// the identical blocks (same d, m and quants; 34 / 20 bytes per 32 weights on both sides), so again both engines
+// stream the same bytes per token. The report names llama.cpp's type and each side's bytes per weight (weight
+// file bytes / parameters: matrices, norms and file headers together).
+//
 // llama.cpp comes from the npm package node-llama-cpp (prebuilt CPU binaries, no compiler needed), installed on
 // demand with `npm install --no-save --ignore-scripts node-llama-cpp@3` (never added to package.json;
 // --ignore-scripts so the install runs no lifecycle script, this package's native build included).
 //
 // --check verifies the GGUF conversion on the fixture models (`npm run fixtures`), or on --model: greedy tokens
 // of a token-id prompt from this engine (1 thread) and from llama.cpp, and llama.cpp's next-token logits against
-// the plain-TypeScript f32 reference model (test/reference/llama.ts). Exit code 1 on a disagreement.
+// the plain-TypeScript f32 reference model (test/reference/llama.ts). Exit code 1 on a disagreement. With
+// --weights q8|q4 all three read the quantized folder (our engine and the reference directly, the reference
+// dequantizing it) and llama.cpp its Q8_0 / Q4_1 GGUF; see CHECK_CRITERIA for how much looser that check is.
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -35,11 +44,12 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { median, randomPrompt } from '../lib/benchmark.js';
-import { loadModel, type LayerSkipModel } from '../lib/index.js';
-import { checkpointTensorLocations } from '../lib/training/safetensors-io.js';
+import { loadModel, quantizationConfig, quantizeModel, type LayerSkipModel } from '../lib/index.js';
+import { QUANT_TYPES, type QuantType } from '../lib/model.js';
 import { ensureFixtures } from '../test/fixtures/make-fixtures.js';
 import { argmax, loadReference, referenceGreedy, referenceLogits } from '../test/reference/llama.js';
 import { ensureBenchModel } from './bench.js';
+import { GGML_BLOCKS, quantizationFormat } from './gguf-quantized.js';
 import { readLlamaShape, writeGguf } from './gguf-writer.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -49,6 +59,8 @@ const CHECK_FIXTURES = ['tok-llama3', 'tok-llama2', 'tiny-gqa-bf16', 'tiny-mha-f
 interface Options {
   model?: string;
   gguf?: string;
+  /** Compare block-quantized weights: our q8 / q4 folder against llama.cpp's Q8_0 / Q4_1 GGUF of it. */
+  weights?: QuantType;
   threads: number;
   promptTokens: number;
   generateTokens: number;
@@ -197,33 +209,98 @@ async function oursGreedy(model: LayerSkipModel, prompt: number[], steps: number
   };
 }
 
-// --- GGUF cache and machine description --------------------------------------------------------
+// --- caches (quantized folders, GGUF files) and machine description ----------------------------
 
-/** The F16 GGUF of checkpoint `dir`, written on first use and whenever the checkpoint or the writer changes. */
-function cachedGguf(dir: string): string {
-  const resolved = path.resolve(dir);
-  const hash = crypto.createHash('sha256');
-  hash.update(fs.readFileSync(path.join(repoRoot, 'scripts', 'gguf-writer.ts')));
+function cacheDir(kind: string): string {
+  return path.join(process.env.LAYERSKIP_CACHE ?? path.join(os.homedir(), '.cache', 'layerskip'), kind);
+}
+
+/** The safetensors files of a checkpoint folder (model.safetensors, shards, or a quantized folder's one file). */
+function weightFiles(dir: string): string[] {
+  return fs.readdirSync(dir).filter((name) => name.endsWith('.safetensors')).sort().map((name) => path.join(dir, name));
+}
+
+/** Hashes what identifies checkpoint `dir`: its config and tokenizer files, and its weight files' size and mtime. */
+function hashCheckpoint(hash: crypto.Hash, dir: string): void {
   for (const file of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) {
-    const full = path.join(resolved, file);
+    const full = path.join(dir, file);
     if (fs.existsSync(full)) hash.update(fs.readFileSync(full));
   }
-  for (const file of new Set([...checkpointTensorLocations(resolved).values()].map((location) => location.file))) {
+  for (const file of weightFiles(dir)) {
     const stat = fs.statSync(file);
     hash.update(`${file} ${stat.size} ${stat.mtimeMs}\n`);
   }
-  const cacheDir = path.join(process.env.LAYERSKIP_CACHE ?? path.join(os.homedir(), '.cache', 'layerskip'), 'gguf');
-  const prefix = `${path.basename(resolved)}-${crypto.createHash('sha256').update(resolved).digest('hex').slice(0, 8)}-`;
-  const file = path.join(cacheDir, `${prefix}${hash.digest('hex').slice(0, 12)}.f16.gguf`);
+}
+
+/** A cache entry's name prefix for checkpoint `dir`: its folder name and a hash of its path. */
+function cachePrefix(dir: string): string {
+  return `${path.basename(dir)}-${crypto.createHash('sha256').update(dir).digest('hex').slice(0, 8)}-`;
+}
+
+/** Removes the entries of `directory` that start with `prefix` and end with `suffix` (older versions of one). */
+function removeStale(directory: string, prefix: string, suffix: string): string[] {
+  if (!fs.existsSync(directory)) return [];
+  const stale = fs.readdirSync(directory).filter((name) => name.startsWith(prefix) && name.endsWith(suffix));
+  for (const name of stale) fs.rmSync(path.join(directory, name), { recursive: true, force: true });
+  return stale.map((name) => path.join(directory, name));
+}
+
+/**
+ * The GGUF of checkpoint `dir` (F16, or Q8_0 / Q4_1 for a quantized folder), written on first use and whenever
+ * the checkpoint or the writer changes.
+ */
+function cachedGguf(dir: string): string {
+  const resolved = path.resolve(dir);
+  const format = quantizationFormat(resolved);
+  const type = format ? GGML_BLOCKS[format].name : 'F16';
+  const hash = crypto.createHash('sha256');
+  for (const script of ['gguf-writer.ts', 'gguf-quantized.ts']) hash.update(fs.readFileSync(path.join(repoRoot, 'scripts', script)));
+  hashCheckpoint(hash, resolved);
+  const directory = cacheDir('gguf');
+  const prefix = cachePrefix(resolved);
+  const suffix = `.${type.toLowerCase()}.gguf`;
+  const file = path.join(directory, `${prefix}${hash.digest('hex').slice(0, 12)}${suffix}`);
   if (fs.existsSync(file)) return file;
-  if (fs.existsSync(cacheDir)) {
-    for (const stale of fs.readdirSync(cacheDir)) if (stale.startsWith(prefix)) fs.rmSync(path.join(cacheDir, stale), { force: true });
-  }
-  process.stderr.write(`writing ${file} (F16 GGUF of ${resolved})…\n`);
+  removeStale(directory, prefix, suffix);
+  process.stderr.write(`writing ${file} (${type} GGUF of ${resolved})…\n`);
   const started = performance.now();
   const summary = writeGguf(resolved, file);
   process.stderr.write(`  ${(summary.bytes / 2 ** 30).toFixed(2)} GiB in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
   return file;
+}
+
+/**
+ * Checkpoint `dir` quantized to `type` by quantizeModel (head quantized too, the default), written on first use
+ * and whenever the checkpoint or the quantization_config this package writes changes.
+ */
+async function cachedQuantized(dir: string, type: QuantType): Promise<string> {
+  const resolved = path.resolve(dir);
+  const hash = crypto.createHash('sha256');
+  hash.update(JSON.stringify(quantizationConfig(type, false)));
+  hashCheckpoint(hash, resolved);
+  const directory = cacheDir('quantized');
+  const prefix = cachePrefix(resolved);
+  const suffix = `.${type}`;
+  const outDir = path.join(directory, `${prefix}${hash.digest('hex').slice(0, 12)}${suffix}`);
+  if (fs.existsSync(path.join(outDir, 'config.json'))) return outDir;
+  for (const stale of removeStale(directory, prefix, suffix)) removeStale(cacheDir('gguf'), cachePrefix(stale), '.gguf');
+  process.stderr.write(`quantizing ${resolved} to ${type} in ${outDir}…\n`);
+  const report = await quantizeModel(resolved, outDir, { type });
+  process.stderr.write(`  ${(report.outputBytes / 2 ** 30).toFixed(2)} GiB in ${report.seconds.toFixed(1)} s\n`);
+  return outDir;
+}
+
+/** Parameters of checkpoint `dir`, from its config (quantized or not; a tied head counted once). */
+function parameterCount(dir: string): number {
+  const { hiddenSize: hidden, intermediateSize: ffn, headDim, numHeads, numKvHeads, numLayers, vocabSize, tieWordEmbeddings } = readLlamaShape(dir);
+  const attention = 2 * hidden * numHeads * headDim + 2 * hidden * numKvHeads * headDim;
+  const layer = attention + 3 * hidden * ffn + 2 * hidden;
+  return vocabSize * hidden * (tieWordEmbeddings ? 1 : 2) + numLayers * layer + hidden;
+}
+
+/** Weight file bytes (headers included) per parameter. */
+function bytesPerWeight(files: string[], parameters: number): number {
+  return files.reduce((sum, file) => sum + fs.statSync(file).size, 0) / parameters;
 }
 
 function cpuInfo(): { model: string; flags: string[]; missingFlags: string[] } {
@@ -249,6 +326,8 @@ function commonPrefix(a: number[], b: number[]): number {
 interface EngineResult {
   description: string;
   weights: string;
+  /** Weight file bytes per parameter of the checkpoint. */
+  bytesPerWeight: number;
   prefillTokensPerSecond: number[];
   decodeTokensPerSecond: number[];
   medianPrefillTokensPerSecond: number;
@@ -261,7 +340,11 @@ interface ComparisonResult {
   cpuFlags: string[];
   missingCpuFlags: string[];
   model: string;
+  /** The folder our engine loaded: `model`, or its quantized copy. */
+  loadedModel: string;
   gguf: string;
+  /** The GGUF's matrix type: "F16", "Q8_0", "Q4_1", or "as given" for --gguf. */
+  llamaCppType: string;
   threads: number;
   promptTokens: number;
   generateTokens: number;
@@ -276,12 +359,13 @@ interface ComparisonResult {
   greedyAgreement: number[];
 }
 
-function engineResult(description: string, weights: string, runs: Run[]): EngineResult {
+function engineResult(description: string, weights: string, bytesPerWeight: number, runs: Run[]): EngineResult {
   const prefill = runs.map((run) => run.prefillTokensPerSecond);
   const decode = runs.map((run) => run.decodeTokensPerSecond);
   return {
     description,
     weights,
+    bytesPerWeight,
     prefillTokensPerSecond: prefill,
     decodeTokensPerSecond: decode,
     medianPrefillTokensPerSecond: median(prefill),
@@ -297,11 +381,15 @@ function settle(): Promise<void> {
 
 async function runComparison(options: Options): Promise<ComparisonResult> {
   const dir = path.resolve(options.model ?? ensureBenchModel());
-  const gguf = path.resolve(options.gguf ?? cachedGguf(dir));
+  const loadedDir = options.weights ? await cachedQuantized(dir, options.weights) : dir;
+  const gguf = path.resolve(options.gguf ?? cachedGguf(loadedDir));
+  const format = quantizationFormat(loadedDir);
+  const llamaCppType = options.gguf ? 'as given' : format ? GGML_BLOCKS[format].name : 'F16';
+  const parameters = parameterCount(dir);
   const api = await importNodeLlamaCpp();
   const { promptTokens: P, generateTokens: G, threads } = options;
   const contextSize = P + G + 16;
-  const ours = await loadModel(dir, { threads, contextLength: contextSize });
+  const ours = await loadModel(loadedDir, { threads, contextLength: contextSize });
   const theirs = await LlamaCppEngine.open(api, gguf, threads, contextSize, Math.max(P, 32));
   try {
     const vocab = ours.info.vocabSize;
@@ -321,8 +409,9 @@ async function runComparison(options: Options): Promise<ComparisonResult> {
         `${theirRuns[round].prefillTokensPerSecond.toFixed(1)} tok/s, decode ${oursRuns[round].decodeTokensPerSecond.toFixed(2)} vs ` +
         `${theirRuns[round].decodeTokensPerSecond.toFixed(2)} tok/s\n`);
     }
-    const layerskip = engineResult(ours.info.backend, `${ours.info.dtype} safetensors`, oursRuns);
-    const llamaCpp = engineResult(theirs.description, 'F16 GGUF', theirRuns);
+    const layerskip = engineResult(ours.info.backend, `${ours.info.dtype} safetensors (head ${ours.info.headDtype})`,
+      bytesPerWeight(weightFiles(loadedDir), parameters), oursRuns);
+    const llamaCpp = engineResult(theirs.description, `${llamaCppType} GGUF`, bytesPerWeight([gguf], parameters), theirRuns);
     const cpu = cpuInfo();
     return {
       date: new Date().toISOString().slice(0, 10),
@@ -330,7 +419,9 @@ async function runComparison(options: Options): Promise<ComparisonResult> {
       cpuFlags: cpu.flags,
       missingCpuFlags: cpu.missingFlags,
       model: dir,
+      loadedModel: loadedDir,
       gguf,
+      llamaCppType,
       threads,
       promptTokens: P,
       generateTokens: G,
@@ -355,9 +446,9 @@ function formatComparison(result: ComparisonResult): string {
     `### layerskip vs llama.cpp, ${result.date}`,
     '',
     `- CPU: ${result.cpu}; flags: ${result.cpuFlags.join(' ') || 'none'}; absent: ${result.missingCpuFlags.join(' ') || 'none'}`,
-    `- model: ${result.model} (llama.cpp: ${result.gguf})`,
-    `- layerskip: ${ours.description}, ${ours.weights}`,
-    `- llama.cpp: ${theirs.description}, ${theirs.weights}, ${result.threads} threads`,
+    `- model: ${result.model}${result.loadedModel === result.model ? '' : ` (layerskip: ${result.loadedModel})`} (llama.cpp: ${result.gguf})`,
+    `- layerskip: ${ours.description}, ${ours.weights}, ${ours.bytesPerWeight.toFixed(3)} bytes/weight`,
+    `- llama.cpp: ${theirs.description}, ${theirs.weights}, ${theirs.bytesPerWeight.toFixed(3)} bytes/weight, ${result.threads} threads`,
     `- ${result.promptTokens}-token prompt, ${result.generateTokens} generated tokens (greedy, stop tokens off), ` +
       `${result.rounds} interleaved rounds, seed ${result.seed}; greedy tokens identical for the first ` +
       `${result.greedyAgreement.join(', ')} of ${result.generateTokens}`,
@@ -375,15 +466,32 @@ function formatComparison(result: ComparisonResult): string {
 
 const CHECK_PROMPT_TOKENS = 48;
 const CHECK_STEPS = 8;
-/** Leading greedy tokens the two engines must share (random-weight models have near ties further on). */
-const CHECK_MUST_AGREE = 4;
-/** Largest |llama.cpp − reference| next-token logit allowed, relative to 1 + max |reference logit|. */
-const CHECK_LOGIT_TOLERANCE = 2e-2;
+
+/**
+ * Pass criteria per weight format. mustAgree: leading greedy tokens the two engines must share (random-weight
+ * models have near ties further on). logitTolerance: largest |llama.cpp − reference| next-token logit, relative to
+ * 1 + max |reference logit|.
+ *
+ * Quantized: the GGUF holds exactly the reference's dequantized values, but llama.cpp's Q8_0 / Q4_1 CPU path
+ * quantizes the activations too (to Q8_0 / Q8_1 blocks, for its integer dot products), which our engine and the
+ * reference do not. On the fixtures that puts llama.cpp's logits 0.6e-2 … 9e-2 from the reference (an F16 GGUF of
+ * the same dequantized values: ≤ 0.6e-2), while a wrong layout measured 0.22 (q / k rows not permuted, on the
+ * one-layer tok-llama2) to ≥ 0.6 (everywhere else; swapped nibbles, d and m swapped: garbage or NaN) — hence 0.15.
+ * The logits check is the criterion; greedy tokens must agree on the first only (the argmax just checked): the
+ * activation rounding legitimately flips later near ties (tok-llama3 at q8 parts after one token, tiny-gqa-bf16
+ * after five), after which the two continuations are unrelated.
+ */
+const CHECK_CRITERIA: Record<'f16' | QuantType, { mustAgree: number; logitTolerance: number }> = {
+  f16: { mustAgree: 4, logitTolerance: 2e-2 },
+  q8: { mustAgree: 1, logitTolerance: 0.15 },
+  q4: { mustAgree: 1, logitTolerance: 0.15 },
+};
 /** Above this many parameters the f32 TypeScript reference is too slow; only the two engines are compared. */
 const REFERENCE_MAX_PARAMETERS = 50e6;
 
 interface CheckRow {
   model: string;
+  weights: string;
   tokenizer: string;
   layerskip: number[];
   llamaCpp: number[];
@@ -405,7 +513,10 @@ function relativeLogitError(actual: Float32Array, expected: Float64Array): numbe
   return error / (1 + scale);
 }
 
-async function checkModel(api: NodeLlamaCpp, dir: string, seed: number): Promise<CheckRow> {
+async function checkModel(api: NodeLlamaCpp, sourceDir: string, weights: QuantType | undefined, seed: number): Promise<CheckRow> {
+  const dir = weights ? await cachedQuantized(sourceDir, weights) : sourceDir;
+  const format = quantizationFormat(dir);
+  const criteria = CHECK_CRITERIA[format ?? 'f16'];
   const shape = readLlamaShape(dir);
   const gguf = cachedGguf(dir);
   const prompt = randomPrompt(CHECK_PROMPT_TOKENS, shape.vocabSize, seed);
@@ -425,7 +536,7 @@ async function checkModel(api: NodeLlamaCpp, dir: string, seed: number): Promise
   } finally {
     await theirs.dispose();
   }
-  const parameters = [...checkpointTensorLocations(dir).values()].reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0);
+  const parameters = parameterCount(dir);
   let reference: number[] | null = null;
   let logitError: number | null = null;
   let sameArgmax: boolean | null = null;
@@ -438,7 +549,8 @@ async function checkModel(api: NodeLlamaCpp, dir: string, seed: number): Promise
   }
   const agreeing = commonPrefix(oursTokens, theirTokens);
   return {
-    model: path.basename(dir),
+    model: path.basename(sourceDir),
+    weights: format ? `${format} / ${GGML_BLOCKS[format].name}` : 'as stored / F16',
     tokenizer: `${shape.vocabSize}${fs.existsSync(path.join(dir, 'tokenizer.json')) ? '' : ' (placeholder)'}`,
     layerskip: oursTokens,
     llamaCpp: theirTokens,
@@ -446,18 +558,20 @@ async function checkModel(api: NodeLlamaCpp, dir: string, seed: number): Promise
     agreeing,
     logitError,
     sameArgmax,
-    passed: agreeing >= CHECK_MUST_AGREE && (logitError === null || (logitError <= CHECK_LOGIT_TOLERANCE && sameArgmax === true)),
+    passed: agreeing >= criteria.mustAgree && (logitError === null || (logitError <= criteria.logitTolerance && sameArgmax === true)),
   };
 }
 
-function formatCheck(rows: CheckRow[]): string {
+function formatCheck(rows: CheckRow[], format: QuantType | null): string {
+  const criteria = CHECK_CRITERIA[format ?? 'f16'];
   return [
-    `GGUF check: ${CHECK_PROMPT_TOKENS}-token random prompt, ${CHECK_STEPS} greedy tokens; pass = the first ${CHECK_MUST_AGREE} ` +
-      `tokens agree and llama.cpp's next-token logits are within ${CHECK_LOGIT_TOLERANCE} · (1 + max |logit|) of the f32 reference`,
+    `GGUF check (${format ? `our ${format} folder vs its ${GGML_BLOCKS[format].name} GGUF` : 'checkpoint as stored vs F16 GGUF'}): ` +
+      `${CHECK_PROMPT_TOKENS}-token random prompt, ${CHECK_STEPS} greedy tokens; pass = the first ${criteria.mustAgree} ` +
+      `tokens agree and llama.cpp's next-token logits are within ${criteria.logitTolerance} · (1 + max |logit|) of the f32 reference`,
     '',
-    '| model | vocab | layerskip tokens | llama.cpp tokens | reference tokens | tokens agreeing | logit error vs reference | same argmax | result |',
-    '|---|---|---|---|---|---|---|---|---|',
-    ...rows.map((row) => `| ${row.model} | ${row.tokenizer} | ${row.layerskip.join(' ')} | ${row.llamaCpp.join(' ')} | ` +
+    '| model | weights / GGUF | vocab | layerskip tokens | llama.cpp tokens | reference tokens | tokens agreeing | logit error vs reference | same argmax | result |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    ...rows.map((row) => `| ${row.model} | ${row.weights} | ${row.tokenizer} | ${row.layerskip.join(' ')} | ${row.llamaCpp.join(' ')} | ` +
       `${row.reference?.join(' ') ?? 'skipped'} | ${row.agreeing}/${CHECK_STEPS} | ${row.logitError?.toExponential(2) ?? 'skipped'} | ` +
       `${row.sameArgmax ?? 'skipped'} | ${row.passed ? 'pass' : 'FAIL'} |`),
   ].join('\n');
@@ -467,8 +581,9 @@ async function runCheck(options: Options): Promise<boolean> {
   const dirs = options.model ? [path.resolve(options.model)] : Object.values(ensureFixtures(CHECK_FIXTURES));
   const api = await importNodeLlamaCpp();
   const rows: CheckRow[] = [];
-  for (const dir of dirs) rows.push(await checkModel(api, dir, options.seed));
-  process.stdout.write((options.json ? JSON.stringify(rows, null, 2) : formatCheck(rows)) + '\n');
+  for (const dir of dirs) rows.push(await checkModel(api, dir, options.weights, options.seed));
+  const format = options.weights ?? (options.model ? quantizationFormat(path.resolve(options.model)) : null);
+  process.stdout.write((options.json ? JSON.stringify(rows, null, 2) : formatCheck(rows, format)) + '\n');
   return rows.every((row) => row.passed);
 }
 
@@ -479,6 +594,7 @@ function parseOptions(): Options {
     options: {
       model: { type: 'string' },
       gguf: { type: 'string' },
+      weights: { type: 'string' },
       threads: { type: 'string', default: '2' },
       'prompt-tokens': { type: 'string', default: '512' },
       'generate-tokens': { type: 'string', default: '64' },
@@ -493,9 +609,17 @@ function parseOptions(): Options {
     if (!Number.isInteger(value) || value < min) throw new RangeError(`--${name} must be an integer ≥ ${min}, got ${text}`);
     return value;
   };
+  const weights = values.weights;
+  if (weights !== undefined && !(QUANT_TYPES as readonly string[]).includes(weights)) {
+    throw new RangeError(`--weights must be one of ${QUANT_TYPES.join(', ')}, got ${weights}`);
+  }
+  if (weights !== undefined && values.gguf !== undefined) {
+    throw new RangeError('--gguf and --weights exclude each other: with --weights the GGUF is written from the quantized folder');
+  }
   return {
     model: values.model,
     gguf: values.gguf,
+    weights: weights as QuantType | undefined,
     threads: positive('threads', values.threads),
     promptTokens: positive('prompt-tokens', values['prompt-tokens']),
     generateTokens: positive('generate-tokens', values['generate-tokens'], 2),

@@ -2,6 +2,9 @@
 // model.safetensors.index.json, optional tokenizer.json + tokenizer_config.json) to a GGUF file llama.cpp loads:
 // GGUF v3, little endian, architecture "llama", matrices as F16 (bf16 and f32 checkpoints are converted; bf16 → f16
 // is exact for every weight inside f16's range), norms and rope_freqs as F32, data aligned to 32 bytes.
+// A folder written by `layerskip quantize` (q8 / q4) becomes a Q8_0 / Q4_1 GGUF holding the identical values:
+// each matrix's planes are interleaved into ggml blocks, nothing is requantized (scripts/gguf-quantized.ts); a
+// head kept unquantized is written as F16, as above.
 //
 // What llama.cpp's convert_hf_to_gguf.py does for Llama, and this file reproduces:
 //   - tensor names: token_embd, output_norm, output (omitted with tied embeddings: llama.cpp reuses token_embd),
@@ -19,7 +22,8 @@
 //     enough to load the model and feed it token ids.
 //
 // Tensors are streamed: read from the safetensors files a few MB at a time (the project's header reader,
-// lib/training/safetensors-io.ts), converted and appended, so a 2.5 GB model is never held in memory.
+// lib/training/safetensors-io.ts, or gguf-quantized.ts's for quantized folders), converted and appended, so a
+// 2.5 GB model is never held in memory. Permuted q / k rows move whole, with their blocks.
 //
 //   npx tsx scripts/gguf-writer.ts MODEL_DIR OUT.gguf
 import fs from 'node:fs';
@@ -34,6 +38,18 @@ import {
   type TensorLocation,
 } from '../lib/training/safetensors-io.js';
 import { parseConfig, ropeInverseFrequencies, type RawConfig, type ReferenceConfig } from '../test/reference/llama.js';
+import {
+  GGML_BLOCKS,
+  QUANT_BLOCK,
+  interleaveBlocks,
+  planeNames,
+  quantizationFormat,
+  quantizedPlanes,
+  quantizedTensorLocations,
+  type QuantFormat,
+  type QuantizedPlanes,
+  type RawTensorLocation,
+} from './gguf-quantized.js';
 
 const ALIGNMENT = 32;
 const CHUNK_BYTES = 8 << 20;
@@ -42,7 +58,8 @@ const CHUNK_BYTES = 8 << 20;
 const enum ValueType { UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7, STRING = 8, ARRAY = 9 }
 const GGML_F32 = 0;
 const GGML_F16 = 1;
-const LLAMA_FTYPE_MOSTLY_F16 = 1;
+/** general.file_type per checkpoint format: llama_ftype's MOSTLY_F16, MOSTLY_Q8_0, MOSTLY_Q4_1. */
+const LLAMA_FTYPE: Record<QuantFormat | 'f16', number> = { f16: 1, q8: 7, q4: 3 };
 // llama.cpp token types.
 const TOKEN_NORMAL = 1, TOKEN_UNKNOWN = 2, TOKEN_CONTROL = 3, TOKEN_USER_DEFINED = 4, TOKEN_BYTE = 6;
 
@@ -57,6 +74,8 @@ export interface GgufSummary {
   file: string;
   bytes: number;
   tensors: number;
+  /** The matrices' ggml type: "F16", "Q8_0" or "Q4_1". */
+  matrixType: string;
   tokenizerModel: string;
   tokenizerPre: string;
 }
@@ -71,9 +90,10 @@ interface TensorPlan {
   name: string;
   /** Row-major shape as in the checkpoint ([rows, columns] for matrices). */
   shape: number[];
-  type: typeof GGML_F32 | typeof GGML_F16;
-  /** The checkpoint tensor, or values computed here (rope_freqs). */
-  source: TensorLocation | Float32Array;
+  /** GGML_F32, GGML_F16, or a block type of GGML_BLOCKS. */
+  type: number;
+  /** The checkpoint tensor, a quantized matrix's planes, or values computed here (rope_freqs). */
+  source: TensorLocation | QuantizedPlanes | Float32Array;
   /** q/k projections: rows permuted per head of this many heads. */
   permuteHeads?: number;
 }
@@ -200,13 +220,13 @@ function readVocab(dir: string, shape: LlamaShape): Vocab {
 
 // --- metadata and tensor plan ------------------------------------------------------------------
 
-function metadata(dir: string, shape: LlamaShape, vocab: Vocab): Map<string, MetadataValue> {
+function metadata(dir: string, shape: LlamaShape, vocab: Vocab, format: QuantFormat | null): Map<string, MetadataValue> {
   const u32 = (value: number): MetadataValue => ({ type: ValueType.UINT32, value });
   const f32 = (value: number): MetadataValue => ({ type: ValueType.FLOAT32, value });
   const entries = new Map<string, MetadataValue>([
     ['general.architecture', { type: ValueType.STRING, value: 'llama' }],
     ['general.name', { type: ValueType.STRING, value: path.basename(path.resolve(dir)) }],
-    ['general.file_type', u32(LLAMA_FTYPE_MOSTLY_F16)],
+    ['general.file_type', u32(LLAMA_FTYPE[format ?? 'f16'])],
     ['general.quantization_version', u32(2)],
     ['general.alignment', u32(ALIGNMENT)],
     ['llama.vocab_size', u32(shape.vocabSize)],
@@ -235,8 +255,8 @@ function metadata(dir: string, shape: LlamaShape, vocab: Vocab): Map<string, Met
   return entries;
 }
 
-function planTensors(dir: string, shape: LlamaShape): TensorPlan[] {
-  const locations = checkpointTensorLocations(dir);
+function planTensors(dir: string, shape: LlamaShape, format: QuantFormat | null): TensorPlan[] {
+  const locations: Map<string, RawTensorLocation> = format ? quantizedTensorLocations(dir) : checkpointTensorLocations(dir);
   const used = new Set<string>();
   const take = (hfName: string, expected: number[]): TensorLocation => {
     const location = locations.get(hfName);
@@ -244,14 +264,20 @@ function planTensors(dir: string, shape: LlamaShape): TensorPlan[] {
     if (location.shape.join(',') !== expected.join(',')) {
       throw new Error(`${dir}: tensor ${hfName} has shape [${location.shape}], expected [${expected}]`);
     }
+    if (!['F32', 'F16', 'BF16'].includes(location.dtype)) throw new Error(`${location.file}: tensor ${hfName} has dtype ${location.dtype}`);
     used.add(hfName);
-    return location;
+    return location as TensorLocation;
   };
   const { hiddenSize: hidden, intermediateSize: ffn, headDim, vocabSize } = shape;
   const qDim = shape.numHeads * headDim;
   const kvDim = shape.numKvHeads * headDim;
-  const matrix = (name: string, hfName: string, rows: number, columns: number, permuteHeads?: number): TensorPlan =>
-    ({ name, shape: [rows, columns], type: GGML_F16, source: take(hfName, [rows, columns]), permuteHeads });
+  // A matrix is ggml blocks where the folder holds its planes, else F16 (unquantized checkpoints, a kept head).
+  const matrix = (name: string, hfName: string, rows: number, columns: number, permuteHeads?: number): TensorPlan => {
+    const planes = format ? quantizedPlanes(locations, format, hfName, rows, columns) : null;
+    if (!planes) return { name, shape: [rows, columns], type: GGML_F16, source: take(hfName, [rows, columns]), permuteHeads };
+    for (const plane of planeNames(hfName)) used.add(plane);
+    return { name, shape: [rows, columns], type: GGML_BLOCKS[planes.format].type, source: planes, permuteHeads };
+  };
   const norm = (name: string, hfName: string): TensorPlan => ({ name, shape: [hidden], type: GGML_F32, source: take(hfName, [hidden]) });
 
   const plan: TensorPlan[] = [];
@@ -310,7 +336,11 @@ function writeValue(out: ByteWriter, type: ValueType, value: number | string | b
 }
 
 function tensorBytes(tensor: TensorPlan): number {
-  return tensor.shape.reduce((a, b) => a * b, 1) * (tensor.type === GGML_F16 ? 2 : 4);
+  const count = tensor.shape.reduce((a, b) => a * b, 1);
+  if (tensor.type === GGML_F16) return count * 2;
+  if (tensor.type === GGML_F32) return count * 4;
+  const block = Object.values(GGML_BLOCKS).find((candidate) => candidate.type === tensor.type)!;
+  return (count / QUANT_BLOCK) * block.blockBytes;
 }
 
 /** Header, metadata and tensor infos (ggml dimension order: innermost first), padded to the data section. */
@@ -389,22 +419,56 @@ export function permutedSourceRow(row: number, rows: number, heads: number): num
   return head * headDim + (within % 2) * half + Math.floor(within / 2);
 }
 
+/** Rows per chunk: about CHUNK_BYTES of `rowBytes`-byte rows, whole heads when permuting. */
+function rowsPerChunk(tensor: TensorPlan, rows: number, rowBytes: number): number {
+  const rowsPerHead = tensor.permuteHeads ? rows / tensor.permuteHeads : 1;
+  return Math.max(rowsPerHead, Math.floor(CHUNK_BYTES / rowBytes / rowsPerHead) * rowsPerHead);
+}
+
+/** Streams a quantized matrix into fd as ggml blocks, rows permuted whole (with all their blocks). */
+function writeQuantizedTensor(fd: number, tensor: TensorPlan, planes: QuantizedPlanes): void {
+  const [rows, columns] = tensor.shape;
+  const chunkRows = rowsPerChunk(tensor, rows, (columns / QUANT_BLOCK) * GGML_BLOCKS[planes.format].blockBytes);
+  const input = fs.openSync(planes.qweight.file, 'r');
+  // `count` rows of a plane from row `first`: the plane's rows are equal slices of its bytes.
+  const readRows = (plane: RawTensorLocation | null, first: number, count: number): Buffer | null => {
+    if (!plane) return null;
+    const rowBytes = plane.bytes / rows;
+    const raw = Buffer.alloc(count * rowBytes);
+    fs.readSync(input, raw, 0, raw.length, plane.offset + first * rowBytes);
+    return raw;
+  };
+  try {
+    for (let first = 0; first < rows; first += chunkRows) {
+      const count = Math.min(chunkRows, rows - first);
+      const sourceRow = (row: number) => (tensor.permuteHeads ? permutedSourceRow(first + row, rows, tensor.permuteHeads) - first : row);
+      fs.writeSync(fd, interleaveBlocks(planes.format, count, columns, readRows(planes.qweight, first, count)!,
+        readRows(planes.scales, first, count)!, readRows(planes.mins, first, count), sourceRow));
+    }
+  } finally {
+    fs.closeSync(input);
+  }
+}
+
 /** Streams one tensor into fd: whole rows (whole heads when permuting) per chunk. */
 function writeTensor(fd: number, tensor: TensorPlan): void {
   if (tensor.source instanceof Float32Array) {
     fs.writeSync(fd, Buffer.from(tensor.source.buffer, tensor.source.byteOffset, tensor.source.byteLength));
     return;
   }
+  if ('qweight' in tensor.source) {
+    writeQuantizedTensor(fd, tensor, tensor.source);
+    return;
+  }
   const source = tensor.source;
   const rows = tensor.shape.length === 2 ? tensor.shape[0] : 1;
   const columns = tensor.shape[tensor.shape.length - 1];
   const rowBytes = source.bytes / rows;
-  const rowsPerHead = tensor.permuteHeads ? rows / tensor.permuteHeads : 1;
-  const rowsPerChunk = Math.max(rowsPerHead, Math.floor(CHUNK_BYTES / rowBytes / rowsPerHead) * rowsPerHead);
+  const chunkRows = rowsPerChunk(tensor, rows, rowBytes);
   const input = fs.openSync(source.file, 'r');
   try {
-    for (let first = 0; first < rows; first += rowsPerChunk) {
-      const count = Math.min(rowsPerChunk, rows - first);
+    for (let first = 0; first < rows; first += chunkRows) {
+      const count = Math.min(chunkRows, rows - first);
       let raw = Buffer.alloc(count * rowBytes);
       fs.readSync(input, raw, 0, raw.length, source.offset + first * rowBytes);
       if (tensor.permuteHeads) {
@@ -423,13 +487,15 @@ function writeTensor(fd: number, tensor: TensorPlan): void {
 }
 
 /**
- * Writes `dir` as a GGUF file at `outFile` (to `outFile.partial`, renamed into place when complete).
+ * Writes `dir` as a GGUF file at `outFile` (to `outFile.partial`, renamed into place when complete): F16 matrices,
+ * or Q8_0 / Q4_1 ones for a folder written by `layerskip quantize`.
  */
 export function writeGguf(dir: string, outFile: string): GgufSummary {
   const shape = readLlamaShape(dir);
+  const format = quantizationFormat(dir);
   const vocab = readVocab(dir, shape);
-  const plan = planTensors(dir, shape);
-  const header = encodeHeader(metadata(dir, shape, vocab), plan);
+  const plan = planTensors(dir, shape, format);
+  const header = encodeHeader(metadata(dir, shape, vocab, format), plan);
   fs.mkdirSync(path.dirname(outFile), { recursive: true });
   const partial = `${outFile}.partial`;
   const fd = fs.openSync(partial, 'w');
@@ -447,7 +513,14 @@ export function writeGguf(dir: string, outFile: string): GgufSummary {
   }
   if (fs.statSync(partial).size !== bytes) throw new Error(`${partial}: wrote ${fs.statSync(partial).size} bytes, expected ${bytes}`);
   fs.renameSync(partial, outFile);
-  return { file: outFile, bytes, tensors: plan.length, tokenizerModel: vocab.model, tokenizerPre: vocab.pre };
+  return {
+    file: outFile,
+    bytes,
+    tensors: plan.length,
+    matrixType: format ? GGML_BLOCKS[format].name : 'F16',
+    tokenizerModel: vocab.model,
+    tokenizerPre: vocab.pre,
+  };
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
@@ -457,6 +530,6 @@ if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.ar
     process.exit(2);
   }
   const summary = writeGguf(dir, out);
-  process.stdout.write(`${summary.file}: ${summary.tensors} tensors, ${(summary.bytes / 2 ** 20).toFixed(1)} MiB, ` +
+  process.stdout.write(`${summary.file}: ${summary.tensors} tensors (matrices ${summary.matrixType}), ${(summary.bytes / 2 ** 20).toFixed(1)} MiB, ` +
     `tokenizer ${summary.tokenizerModel} (pre ${summary.tokenizerPre})\n`);
 }

@@ -2,8 +2,8 @@
 # GPU check for a machine with an NVIDIA GPU and nvcc but no Node: builds layerskip_core_tests with the CUDA
 # backend (for this GPU's architecture only, to keep nvcc fast), runs the CPU kernel tests, the CUDA tests
 # (every op against its CPU twin, batch invariance, whole-model checks on an in-process random checkpoint) and
-# the CUDA benchmarks (matvec GB/s vs copy bandwidth, matmul TFLOP/s vs mma peak, Llama-3.2-1B-shaped decode,
-# verification and prefill), then prints a summary table last. Budget: under 8 minutes on an H100/H200.
+# the CUDA benchmarks (bf16, q8 and q4 matvec GB/s vs copy bandwidth, matmul TFLOP/s vs mma peak and for q8/q4,
+# Llama-3.2-1B-shaped decode, verification and prefill), then prints a summary table last. Budget: under 8 minutes on an H100/H200.
 #   OUT=<dir>                  logs and summary.txt go there (default: build-gpu-check/out)
 #   LAYERSKIP_CUDA_ARCHS=90    override the architecture (default: nvidia-smi's compute capability)
 #   LAYERSKIP_TEST_MODEL=<dir> also compare a real checkpoint against the CPU

@@ -146,6 +146,41 @@ describe(`CUDA backend${unavailable ? ` (skipped: ${unavailable})` : ''}`, funct
     }
   });
 
+  // Quantized weights dequantize to the same exact f32 values on both backends and multiply f32 activations (no
+  // rounding to 16 bits), so the f32 tolerance applies; the draft head changes proposals only.
+  for (const weights of ['q8', 'q4'] as const) {
+    it(`${weights} weights: logits match the CPU backend, and greedy self-speculative with a draft head equals autoregressive`, async function () {
+      const binding = loadNativeBinding();
+      const cpu: NativeModel = await binding.NativeModel.load(dirs['tiny-gqa-bf16'], { device: 'cpu', threads: 2, weights });
+      const gpu: NativeModel = await binding.NativeModel.load(dirs['tiny-gqa-bf16'], { device: 'cuda', weights });
+      try {
+        assert.equal(gpu.info().dtype, weights);
+        assert.equal(gpu.info().residentWeightBytes, cpu.info().residentWeightBytes);
+        const tokens = tokenSequence(21, cpu.info().vocabSize, 12);
+        const cpuContext = cpu.createContext({ contextLength: 64 });
+        const gpuContext = gpu.createContext({ contextLength: 64 });
+        const error = maxRelativeError(await logitsFor(gpuContext, tokens, 21), await logitsFor(cpuContext, tokens, 21));
+        assert.ok(error <= F32_MAX_RELATIVE_ERROR, `max relative error ${error}`);
+        cpuContext.dispose();
+        gpuContext.dispose();
+      } finally {
+        cpu.dispose();
+        gpu.dispose();
+      }
+      const model = await loadModel(dirs['tiny-deep'], { device: 'cuda', weights, draftHead: weights === 'q8' ? 'q4' : 'q8' });
+      try {
+        const prompt = tokenSequence(9, model.info.vocabSize, 7);
+        const expected = await model.generate(prompt, { maxSteps: 24, stopTokenIds: [] });
+        for (const [exitLayer, numSpeculations] of [[1, 3], [3, 6]]) {
+          const speculative = await model.generate(prompt, { maxSteps: 24, stopTokenIds: [], generationStrategy: 'self_speculative', exitLayer, numSpeculations });
+          assert.deepEqual(speculative.tokenIds, expected.tokenIds, `E ${exitLayer}, k ${numSpeculations}`);
+        }
+      } finally {
+        await model.dispose();
+      }
+    });
+  }
+
   it('device "auto" picks CUDA', async function () {
     const model = await loadModel(dirs['tiny-gqa-bf16'], { device: 'auto' });
     try {

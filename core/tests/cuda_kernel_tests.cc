@@ -18,7 +18,7 @@
 #include "../../cpu/sampling.h"
 #include "../../cuda/cuda_backend.h"
 #include "../backend.h"
-#include "../safetensors.h"
+#include "../quant.h"
 #include "../token_distribution.h"
 #include "test_framework.h"
 
@@ -85,53 +85,36 @@ class DeviceBuffer {
   float* data_ = nullptr;
 };
 
-// A weight matrix in host memory in `dtype`, uploaded to both backends (the CPU one points at `bytes`).
+// A weight matrix in host memory in `dtype` (plain, or quantized from random f32 values), uploaded to both
+// backends (the CPU one reads the host memory in place).
 struct TestWeight {
   std::vector<uint16_t> half_bits;
   std::vector<float> f32;
-  std::vector<float> as_f32;  // the stored values, widened
-  TensorView view;
-  Weight on_cpu, on_gpu;
+  QuantizedMatrix quantized;
+  std::vector<float> as_f32;  // (rows, cols) the stored values, widened (weight_element())
+  Weight host, on_cpu, on_gpu;
 };
-
-uint16_t f32_to_f16(float value) {
-  // Round-to-nearest-even for the normal range our test values live in (|x| ≤ 4, ≥ 2^-14 or 0).
-  uint32_t bits;
-  std::memcpy(&bits, &value, 4);
-  uint32_t sign = (bits >> 16) & 0x8000;
-  int exponent = int((bits >> 23) & 0xff) - 127 + 15;
-  uint32_t mantissa = bits & 0x7fffff;
-  if (exponent <= 0) return uint16_t(sign);  // flush tiny values to zero
-  uint32_t half = sign | (uint32_t(exponent) << 10) | (mantissa >> 13);
-  uint32_t rest = mantissa & 0x1fff;
-  if (rest > 0x1000 || (rest == 0x1000 && (half & 1))) half++;
-  return uint16_t(half);
-}
 
 std::unique_ptr<TestWeight> make_weight(std::mt19937& rng, DType dtype, int rows, int cols, float scale = 1.0f) {
   auto weight = std::make_unique<TestWeight>();
   std::vector<float> values = random_vector(rng, size_t(rows) * cols, scale);
-  weight->as_f32.resize(values.size());
-  weight->view.name = "test.weight";
-  weight->view.file = "memory";
-  weight->view.dtype = dtype;
-  weight->view.shape = {rows, cols};
   if (dtype == DType::F32) {
     weight->f32 = values;
-    weight->as_f32 = values;
-    weight->view.data = weight->f32.data();
-    weight->view.byte_size = values.size() * 4;
+    weight->host = Weight{weight->f32.data(), dtype, rows, cols};
+  } else if (is_quantized(dtype)) {
+    CHECK_OK(quantize_matrix(Weight{values.data(), DType::F32, rows, cols}, dtype, "test.weight", 0, &weight->quantized));
+    weight->host = weight->quantized.view();
   } else {
     weight->half_bits.resize(values.size());
     for (size_t i = 0; i < values.size(); i++) {
       weight->half_bits[i] = dtype == DType::BF16 ? f32_to_bf16(values[i]) : f32_to_f16(values[i]);
-      weight->as_f32[i] = load_as_f32(weight->half_bits.data(), dtype, i);
     }
-    weight->view.data = weight->half_bits.data();
-    weight->view.byte_size = values.size() * 2;
+    weight->host = Weight{weight->half_bits.data(), dtype, rows, cols};
   }
-  CHECK_OK(cpu().upload_weight(weight->view, rows, cols, &weight->on_cpu));
-  CHECK_OK(gpu().upload_weight(weight->view, rows, cols, &weight->on_gpu));
+  weight->as_f32.resize(values.size());
+  for (int r = 0; r < rows; r++) weight_row_to_f32(weight->as_f32.data() + size_t(r) * cols, weight->host, r);
+  CHECK_OK(cpu().upload_weight(weight->host, "test.weight", &weight->on_cpu));
+  CHECK_OK(gpu().upload_weight(weight->host, "test.weight", &weight->on_gpu));
   return weight;
 }
 
@@ -139,10 +122,27 @@ bool bit_equal(const float* a, const float* b, size_t count) { return std::memcm
 
 // --- matmul ------------------------------------------------------------------------------------------------------
 
+// f32 and quantized weights meet f32 activations on both backends; 16-bit weights round the activations.
+bool f32_activations(DType dtype) { return dtype == DType::F32 || is_quantized(dtype); }
+
 // Bound per element: |gpu − cpu| ≤ rel · Σ_k |x_k w_k| + 1e-30. 16-bit weights: the activation is rounded to the
 // weight's type (≤ 2⁻⁹ relative for bf16, 2⁻¹¹ for f16) and both sides accumulate in f32 in different orders, so
-// 2⁻⁷ is a hard bound with margin; f32 weights: only accumulation order differs.
-double matmul_bound(DType dtype) { return dtype == DType::F32 ? 1e-5 : 1.0 / 128; }
+// 2⁻⁷ is a hard bound with margin; f32 and quantized weights (dequantized exactly on both): only accumulation
+// order differs.
+double matmul_bound(DType dtype) { return f32_activations(dtype) ? 1e-5 : 1.0 / 128; }
+
+// Worst-case error of the device's f32-activation kernels against the exact dot product, per unit of
+// Σ_k |x_k w_k|: a lane runs one fmaf chain (one rounding per step) over its units — f32: float4s of the row
+// padded to 64 columns, q8: 16-column, q4: 32-column units; lane l takes units l, l + 32, … — then 5 butterfly
+// additions, so by the recursive-summation bound the error is at most γ_m = m·u / (1 − m·u), m = chain + 5,
+// u = 2⁻²⁴. Any wrong weight or column pairing breaks it by orders of magnitude.
+double device_exact_bound(DType dtype, int cols) {
+  const int unit_cols = dtype == DType::Q4 ? 32 : dtype == DType::Q8 ? 16 : 4;
+  const int row_cols = dtype == DType::F32 ? cols + 63 : cols;
+  const double steps = double((row_cols / unit_cols + 31) / 32 * unit_cols + 5);
+  const double u = std::ldexp(1.0, -24);
+  return steps * u / (1 - steps * u);
+}
 
 void check_matmul(DType dtype, int rows, int cols, int n, int extra_stride) {
   const uint32_t seed = fresh_seed();
@@ -166,6 +166,7 @@ void check_matmul(DType dtype, int rows, int cols, int n, int extra_stride) {
   std::vector<float> actual = out.download();
 
   const double rel = matmul_bound(dtype);
+  const double exact_rel = f32_activations(dtype) ? device_exact_bound(dtype, cols) : 0.0;
   double error_sq = 0, scale_sq = 0;
   int bad = 0, samples = 0;
   // Large shapes: the O(rows · cols) bound is evaluated on every 7th row to keep the test fast.
@@ -178,11 +179,18 @@ void check_matmul(DType dtype, int rows, int cols, int n, int extra_stride) {
         if (actual[i] != sentinel && bad++ < 3) CHECK_MSG(false, "matmul wrote the stride gap at token " << t << " column " << r << " (seed " << seed << ")");
         continue;
       }
-      double magnitude = 0, products_sq = 0;
+      double magnitude = 0, products_sq = 0, exact = 0;  // products of f32 values are exact in double
       for (int k = 0; k < cols; k++) {
         const double product = double(input[size_t(t) * cols + k]) * weight->as_f32[size_t(r) * cols + k];
+        exact += product;
         magnitude += std::fabs(product);
         products_sq += product * product;
+      }
+      const double exact_error = std::fabs(double(actual[i]) - exact);
+      if (exact_rel > 0 && !(exact_error <= (exact_rel + cols * 0x1p-52) * magnitude + 1e-30) && bad++ < 3) {
+        CHECK_MSG(false, "matmul " << dtype_name(dtype) << " " << rows << "x" << cols << " n=" << n << ": out[" << t << "][" << r
+                                   << "] = " << actual[i] << ", exact " << exact << " (worst-case bound "
+                                   << exact_rel * magnitude << ", seed " << seed << ")");
       }
       const double error = std::fabs(double(actual[i]) - expected[i]);
       error_sq += error * error;
@@ -197,7 +205,7 @@ void check_matmul(DType dtype, int rows, int cols, int n, int extra_stride) {
   // Typical error: the per-product rounding errors are independent, so an output's error is about
   // 2⁻⁹/√3 · ‖x ∘ w‖₂ for bf16 (the L2 norm of its products — not |output|, which cancellation can make tiny).
   // Over ≥ 32 outputs the RMS must stay under 2⁻⁸ of that scale; fewer outputs are too few to average.
-  const double typical = dtype == DType::F32 ? 1e-5 : 1.0 / 256;
+  const double typical = f32_activations(dtype) ? 1e-5 : 1.0 / 256;
   CHECK_MSG(samples < 32 || std::sqrt(error_sq) <= typical * std::sqrt(scale_sq) + 1e-30,
             "matmul " << dtype_name(dtype) << " " << rows << "x" << cols << " n=" << n << ": RMS error "
                       << std::sqrt(error_sq / (double(n) * rows / row_step)) << " too large (seed " << seed << ")");
@@ -224,6 +232,30 @@ TEST(cuda_matmul_model_shapes) {
   }
   check_matmul(DType::BF16, 8192, 2048, 17, 0);
   check_matmul(DType::F32, 1000, 4096, 7, 0);
+}
+
+// Quantized weights (q8, q4): against the exact dot product of the dequantized weights (weight_element()) within
+// the kernel's worst-case f32 bound, and against the CPU twin. Column counts are multiples of the 32-column block
+// but not all of 64 or 128 (96, 160, 1056), so half-filled warps and odd block counts per lane are covered; n spans
+// one token tile, several, and a partial last tile.
+TEST(cuda_matmul_quantized_matches_cpu) {
+  if (!need_cuda()) return;
+  for (DType dtype : {DType::Q8, DType::Q4}) {
+    for (int rows : {1, 7, 111}) {
+      for (int cols : {32, 96, 160, 1056}) {
+        for (int n : {1, 2, 5, 9, 17, 40}) check_matmul(dtype, rows, cols, n, n % 2 == 0 ? 0 : 5);
+      }
+    }
+    for (int n : {1, 9, 40}) check_matmul(dtype, 300, 4096, n, 0);
+  }
+}
+
+TEST(cuda_matmul_quantized_model_shapes) {
+  if (!need_cuda()) return;
+  for (DType dtype : {DType::Q8, DType::Q4}) {
+    for (int n : {1, 9}) check_matmul(dtype, 2048, 8192, n, 0);
+    check_matmul(dtype, 8192, 2048, 5, 0);
+  }
 }
 
 // A row's result is bit-identical alone (skinny kernel), in a small batch at another position (skinny, two token
@@ -256,6 +288,17 @@ TEST(cuda_matmul_batch_invariance) {
   if (!need_cuda()) return;
   for (DType dtype : {DType::BF16, DType::F16, DType::F32}) {
     check_matmul_invariance(dtype, 111, 111);
+    check_matmul_invariance(dtype, 300, 4096);
+    check_matmul_invariance(dtype, 2048, 8192);
+  }
+}
+
+// The same for quantized weights: a token alone (n = 1), in a 7- or 13-token batch at another tile position and in
+// the 111-token batch gives the same bits.
+TEST(cuda_matmul_quantized_batch_invariance) {
+  if (!need_cuda()) return;
+  for (DType dtype : {DType::Q8, DType::Q4}) {
+    check_matmul_invariance(dtype, 111, 160);
     check_matmul_invariance(dtype, 300, 4096);
     check_matmul_invariance(dtype, 2048, 8192);
   }
@@ -321,24 +364,40 @@ TEST(cuda_attention_matches_cpu) {
 
 // --- element-wise ops, norm, rope, embed ------------------------------------------------------------------------
 
+// Embedded rows are the stored values widened to f32: bit-identical to the CPU's embed and to weight_element().
+void check_embed(std::mt19937& rng, DType dtype, int cols) {
+  const int vocab = 1000;
+  auto table = make_weight(rng, dtype, vocab, cols);
+  for (int n : {1, 7, 111}) {
+    std::vector<int32_t> tokens(n);
+    for (int32_t& token : tokens) token = int32_t(rng() % vocab);
+    std::vector<float> expected(size_t(n) * cols), widened(size_t(n) * cols);
+    cpu().embed(expected.data(), tokens.data(), n, table->on_cpu);
+    for (int t = 0; t < n; t++) {
+      std::memcpy(widened.data() + size_t(t) * cols, table->as_f32.data() + size_t(tokens[t]) * cols, cols * sizeof(float));
+    }
+    DeviceBuffer out(expected.size());
+    out.poison();
+    gpu().embed(out.get(), tokens.data(), n, table->on_gpu);
+    const std::vector<float> actual = out.download();
+    CHECK_MSG(bit_equal(actual.data(), expected.data(), expected.size()), "embed " << dtype_name(dtype) << " cols " << cols << " n " << n << " differs from the CPU");
+    CHECK_MSG(bit_equal(actual.data(), widened.data(), widened.size()), "embed " << dtype_name(dtype) << " cols " << cols << " n " << n << " differs from weight_element()");
+  }
+}
+
 TEST(cuda_embed_exact) {
   if (!need_cuda()) return;
   std::mt19937 rng(fresh_seed());
   for (DType dtype : {DType::BF16, DType::F16, DType::F32}) {
-    for (int cols : {1, 7, 111, 2048}) {
-      const int vocab = 1000;
-      auto table = make_weight(rng, dtype, vocab, cols);
-      for (int n : {1, 7, 111}) {
-        std::vector<int32_t> tokens(n);
-        for (int32_t& token : tokens) token = int32_t(rng() % vocab);
-        std::vector<float> expected(size_t(n) * cols);
-        cpu().embed(expected.data(), tokens.data(), n, table->on_cpu);
-        DeviceBuffer out(expected.size());
-        out.poison();
-        gpu().embed(out.get(), tokens.data(), n, table->on_gpu);
-        CHECK_MSG(bit_equal(out.download().data(), expected.data(), expected.size()), "embed " << dtype_name(dtype) << " cols " << cols << " n " << n);
-      }
-    }
+    for (int cols : {1, 7, 111, 2048}) check_embed(rng, dtype, cols);
+  }
+}
+
+TEST(cuda_embed_quantized_exact) {
+  if (!need_cuda()) return;
+  std::mt19937 rng(fresh_seed());
+  for (DType dtype : {DType::Q8, DType::Q4}) {
+    for (int cols : {32, 96, 2048}) check_embed(rng, dtype, cols);
   }
 }
 
@@ -691,6 +750,35 @@ TEST(cuda_probe_and_errors) {
   CHECK(!memory.has_device_memory);
 }
 
+// Quantized uploads: the device copies every plane (reads_host_weights() is false) and counts exactly what
+// weight_upload_bytes() promised; a malformed quantized matrix or a dtype no kernel reads fails naming the tensor.
+TEST(cuda_upload_quantized_weights) {
+  if (!need_cuda()) return;
+  CHECK(!gpu().reads_host_weights());
+  std::mt19937 rng(fresh_seed());
+  for (DType dtype : {DType::Q8, DType::Q4}) {
+    BackendMemory before, after;
+    CHECK_OK(gpu().memory(&before));
+    auto weight = make_weight(rng, dtype, 7, 96);
+    CHECK_OK(gpu().memory(&after));
+    CHECK_EQ(gpu().weight_upload_bytes(dtype, 7, 96), weight_bytes(dtype, 7, 96));
+    CHECK_EQ(after.weight_bytes - before.weight_bytes, weight_bytes(dtype, 7, 96));
+    Weight uploaded;
+    Weight odd_columns = weight->host;
+    odd_columns.cols = 48;
+    Weight no_scales = weight->host;
+    (dtype == DType::Q4 ? no_scales.mins : no_scales.scales) = nullptr;
+    for (const Weight& bad : {odd_columns, no_scales}) {
+      Status status = gpu().upload_weight(bad, "layers.0.bad_proj.weight", &uploaded);
+      CHECK_MSG(!status.is_ok() && status.message().find("layers.0.bad_proj.weight") != std::string::npos, status.message());
+    }
+  }
+  const std::vector<int8_t> plane(64, 1);
+  Weight uploaded;
+  Status status = gpu().upload_weight(Weight{plane.data(), DType::I8, 2, 32}, "stray.qs", &uploaded);
+  CHECK_MSG(!status.is_ok() && status.message().find("stray.qs") != std::string::npos, status.message());
+}
+
 // --- benchmarks ----------------------------------------------------------------------------------------------
 // Lines "  result: name = value" are collected by scripts/gpu-check.sh into its summary table.
 
@@ -704,7 +792,7 @@ void wait_for(Backend& backend, float* any_buffer) {
   CHECK_OK(backend.copy_to_host(&value, any_buffer, 1));
 }
 
-// Seconds per call of matmul(rows × cols bf16, n tokens), averaged after a warm-up.
+// Seconds per call of matmul(rows × cols weight, n tokens), averaged after a warm-up.
 double time_matmul(const TestWeight& weight, int n, int iterations) {
   DeviceBuffer in(size_t(n) * weight.on_gpu.cols), out(size_t(n) * weight.on_gpu.rows);
   in.upload(std::vector<float>(size_t(n) * weight.on_gpu.cols, 0.5f));
@@ -724,11 +812,16 @@ BENCH(cuda_matvec_bandwidth) {
   std::mt19937 rng(1);
   const int shapes[][2] = {{2048, 2048}, {512, 2048}, {8192, 2048}, {2048, 8192}, {128256, 2048}};
   for (const auto& shape : shapes) {
-    auto weight = make_weight(rng, DType::BF16, shape[0], shape[1], 0.02f);
-    const double seconds = time_matmul(*weight, 1, 200);
-    const double gbps = double(shape[0]) * shape[1] * 2 / seconds / 1e9;
-    std::printf("  result: matvec_bf16_%dx%d_GBps = %.0f (%.0f%% of copy, %.1f us)\n", shape[0], shape[1], gbps,
-                100 * gbps / copy_gbps, seconds * 1e6);
+    // Quantized: every plane read counts (qs, scales, q4 offsets); the LM-head shape stays bf16 only.
+    for (DType dtype : {DType::BF16, DType::Q8, DType::Q4}) {
+      if (dtype != DType::BF16 && shape[0] > 8192) continue;
+      auto weight = make_weight(rng, dtype, shape[0], shape[1], 0.02f);
+      const double seconds = time_matmul(*weight, 1, 200);
+      const double gbps = double(weight_bytes(dtype, shape[0], shape[1])) / seconds / 1e9;
+      std::printf("  result: matvec_%s_%dx%d_GBps = %.0f (%.0f%% of copy, %.1f us)\n",
+                  dtype == DType::BF16 ? "bf16" : dtype_name(dtype), shape[0], shape[1], gbps, 100 * gbps / copy_gbps,
+                  seconds * 1e6);
+    }
   }
 }
 
@@ -746,6 +839,18 @@ BENCH(cuda_matmat_tflops) {
       const double tflops = 2.0 * shape[0] * shape[1] * n / seconds / 1e12;
       std::printf("  result: matmul_bf16_%dx%d_n%d_TFLOPs = %.1f (%.0f%% of mma peak, %.1f us)\n", shape[0], shape[1], n,
                   tflops, 100 * tflops / peak, seconds * 1e6);
+    }
+  }
+  // Quantized weights run on CUDA cores for every n (matmul_quant.cu): verification and prefill cost.
+  for (DType dtype : {DType::Q8, DType::Q4}) {
+    for (const auto& shape : {std::pair<int, int>{8192, 2048}, std::pair<int, int>{2048, 8192}}) {
+      auto weight = make_weight(rng, dtype, shape.first, shape.second, 0.02f);
+      for (int n : {5, 512}) {
+        const double seconds = time_matmul(*weight, n, n == 512 ? 10 : 100);
+        const double tflops = 2.0 * shape.first * shape.second * n / seconds / 1e12;
+        std::printf("  result: matmul_%s_%dx%d_n%d_TFLOPs = %.1f (CUDA cores, %.1f us)\n", dtype_name(dtype), shape.first,
+                    shape.second, n, tflops, seconds * 1e6);
+      }
     }
   }
 }

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../../core/backend.h"
+#include "../../core/quant.h"
 #include "../../cpu/attention.h"
 #include "../../cpu/cpu_features.h"
 #include "../../cpu/matmul.h"
@@ -119,16 +120,27 @@ using MatmulFn = MatmulKernel;
 MatmulFn best_matmul() { return default_cpu_kernels().matmul; }
 
 // Seconds per call of `kernel` for n tokens, cycling through copies of the weight so each call reads DRAM.
+// A quantized matrix's planes sit one after another in its copy (the buffer's bytes are finite as f16 scales).
+Weight weight_at(const uint8_t* data, DType dtype, int rows, int cols) {
+  Weight weight{data, dtype, rows, cols};
+  if (is_quantized(dtype)) {
+    const size_t scales = quant_scale_count(rows, cols) * sizeof(uint16_t);
+    weight.scales = reinterpret_cast<const uint16_t*>(data + quant_qs_bytes(dtype, rows, cols));
+    if (dtype == DType::Q4) weight.mins = reinterpret_cast<const uint16_t*>(data + quant_qs_bytes(dtype, rows, cols) + scales);
+  }
+  return weight;
+}
+
 double time_matmul(MatmulFn kernel, DType dtype, int rows, int cols, int n, int min_calls, const Buffer& copies) {
-  const size_t matrix_bytes = size_t(rows) * cols * dtype_size(dtype);
+  const size_t matrix_bytes = (weight_bytes(dtype, rows, cols) + 63) / 64 * 64;
   const size_t count = std::max<size_t>(1, copies.bytes / matrix_bytes);
   std::vector<float> in(size_t(n) * cols, 0.01f), out(size_t(n) * rows);
-  Weight weight{copies.data, dtype, rows, cols};
+  Weight weight = weight_at(copies.data, dtype, rows, cols);
   kernel(out.data(), in.data(), weight, n, rows, bench_pool());  // warm-up
   int calls = 0;
   double start = now_seconds();
   while (calls < min_calls || now_seconds() - start < 0.3) {
-    weight.data = copies.data + (calls % count) * matrix_bytes;
+    weight = weight_at(copies.data + (calls % count) * matrix_bytes, dtype, rows, cols);
     kernel(out.data(), in.data(), weight, n, rows, bench_pool());
     calls++;
   }
@@ -142,10 +154,10 @@ BENCH(kernel_matvec_bandwidth) {
   Buffer copies(kRotationBytes);
   const int shapes[][2] = {{2048, 8192}, {8192, 2048}, {128256, 2048}, {2048, 2048}, {512, 2048}};
   for (auto& shape : shapes) {
-    for (DType dtype : {DType::BF16, DType::F16, DType::F32}) {
-      if (dtype != DType::BF16 && shape[0] != 8192) continue;
+    for (DType dtype : {DType::BF16, DType::F16, DType::F32, DType::Q8, DType::Q4}) {
+      if ((dtype == DType::F16 || dtype == DType::F32) && shape[0] != 8192) continue;
       double seconds = time_matmul(best_matmul(), dtype, shape[0], shape[1], 1, 3, copies);
-      double gbs = double(shape[0]) * shape[1] * dtype_size(dtype) / seconds / 1e9;
+      double gbs = double(weight_bytes(dtype, shape[0], shape[1])) / seconds / 1e9;
       char label[32];
       std::snprintf(label, sizeof label, "%d×%d", shape[0], shape[1]);
       std::printf("    %-18s %-5s %9.3f %9.1f %6.0f%%\n", label, dtype_name(dtype), seconds * 1e3, gbs,
@@ -173,13 +185,14 @@ BENCH(kernel_matmat_gflops) {
   }
 }
 
-// What verifying k drafts costs each variant: seconds of an n-row bf16 matmul over seconds of a 1-row one, for
-// n = 1…9 (verification of up to 8 drafts), 16 and 64, at the 1B shape's two matrix shapes.
+// What verifying k drafts costs each variant: seconds of an n-row matmul over seconds of a 1-row one, for
+// n = 1…9 (verification of up to 8 drafts), 16 and 64, at the 1B shape's two matrix shapes, bf16 / q8 / q4.
 BENCH(kernel_matmul_rows_per_variant) {
   Buffer copies(kRotationBytes);
   const int ns[] = {1, 2, 3, 4, 5, 6, 8, 9, 16, 64};
+  for (DType dtype : {DType::BF16, DType::Q8, DType::Q4})
   for (auto& shape : {std::pair<int, int>{8192, 2048}, std::pair<int, int>{2048, 8192}}) {
-    std::printf("    bf16 %d×%d: time(n) / time(1)\n    %-11s", shape.first, shape.second, "variant");
+    std::printf("    %s %d×%d: time(n) / time(1)\n    %-11s", dtype_name(dtype), shape.first, shape.second, "variant");
     for (int n : ns) std::printf(" %6s%-2d", "n=", n);
     std::printf("\n");
     for (const CpuKernels* variant : runnable_cpu_kernels()) {
@@ -187,7 +200,7 @@ BENCH(kernel_matmul_rows_per_variant) {
       std::printf("    %-11s", variant->name);
       double single = 0;
       for (int n : ns) {
-        double seconds = time_matmul(variant->matmul, DType::BF16, shape.first, shape.second, n, 3, copies);
+        double seconds = time_matmul(variant->matmul, dtype, shape.first, shape.second, n, 3, copies);
         if (n == 1) single = seconds;
         std::printf(" %8.2f", seconds / single);
       }

@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "../../core/quant.h"
 #include "../../cpu/attention.h"
 #include "../../cpu/cpu_features.h"
 #include "../../cpu/embed.h"
@@ -32,24 +33,12 @@ std::vector<float> random_floats(size_t count, uint32_t seed, float scale = 1.0f
   return values;
 }
 
-uint16_t f32_to_f16(float value) {  // round-to-nearest-even for the finite normal range the tests use
-  uint32_t bits;
-  std::memcpy(&bits, &value, 4);
-  uint32_t sign = (bits >> 16) & 0x8000;
-  int exponent = int((bits >> 23) & 0xff) - 127 + 15;
-  uint32_t mantissa = bits & 0x7fffff;
-  if (exponent <= 0) return uint16_t(sign);
-  uint32_t half = (uint32_t(exponent) << 10) | (mantissa >> 13);
-  uint32_t rest = mantissa & 0x1fff;
-  if (rest > 0x1000 || (rest == 0x1000 && (half & 1))) half++;
-  return uint16_t(sign | half);
-}
-
 // A weight matrix in each stored dtype plus its exact f32 values (the reference reads those).
 struct TestWeight {
   std::vector<uint16_t> halves;   // (rows, cols) bf16 or f16 bits
   std::vector<float> singles;     // (rows, cols) f32 storage, when dtype is F32
-  std::vector<float> exact;       // (rows, cols) the stored values as f32
+  QuantizedMatrix quantized;      // q8 / q4 planes
+  std::vector<float> exact;       // (rows, cols) the stored values as f32 (quantized: dequantized)
   Weight weight;
 };
 
@@ -57,6 +46,13 @@ TestWeight make_weight(DType dtype, int rows, int cols, uint32_t seed) {
   TestWeight w;
   std::vector<float> values = random_floats(size_t(rows) * cols, seed);
   w.exact.resize(values.size());
+  if (is_quantized(dtype)) {
+    Weight source{values.data(), DType::F32, rows, cols};
+    CHECK_OK(quantize_matrix(source, dtype, "test", 2, &w.quantized));
+    w.weight = w.quantized.view();
+    for (int r = 0; r < rows; r++) weight_row_to_f32(w.exact.data() + size_t(r) * cols, w.weight, r);
+    return w;
+  }
   if (dtype == DType::F32) {
     w.singles = values;
     w.exact = values;
@@ -75,7 +71,10 @@ TestWeight make_weight(DType dtype, int rows, int cols, uint32_t seed) {
   return w;
 }
 
-const DType kDtypes[] = {DType::BF16, DType::F16, DType::F32};
+const DType kDtypes[] = {DType::BF16, DType::F16, DType::F32, DType::Q8, DType::Q4};
+
+// Quantized matrices come in whole 32-column blocks.
+bool shape_fits(DType dtype, int cols) { return !is_quantized(dtype) || cols % kQuantBlock == 0; }
 
 
 // The distinct implementations of one op across the runnable variants (variants share most elementwise ops),
@@ -110,7 +109,7 @@ ThreadPool& pool_of(int threads) {
 // the activations' rounding for avx512bf16).
 TEST(kernel_matmul_matches_reference) {
   const int ns[] = {1, 2, 3, 5, 7, 17, 64, 111};
-  const int cols_list[] = {8, 24, 100, 2048};
+  const int cols_list[] = {8, 24, 96, 100, 2048};
   const int rows_list[] = {1, 7, 33, 4096};
   for (const CpuKernels* variant : runnable_cpu_kernels()) {
     const char* kernel_name = variant->name;
@@ -118,6 +117,7 @@ TEST(kernel_matmul_matches_reference) {
     for (DType dtype : kDtypes) {
       for (int cols : cols_list) {
         for (int rows : rows_list) {
+          if (!shape_fits(dtype, cols)) continue;
           TestWeight w = make_weight(dtype, rows, cols, 11u + rows * 7 + cols);
           for (int n : ns) {
             if (double(n) * rows * cols > double(1 << 25)) continue;  // keeps the double reference quick
@@ -157,13 +157,14 @@ TEST(kernel_matmul_matches_reference) {
 TEST(kernel_matmul_batch_invariant) {
   constexpr int kInputs = 140;
   const int ns[] = {2, 3, 4, 5, 6, 7, 8, 9, 17, 64, 111, 140};
-  const int shapes[][2] = {{7, 24}, {33, 100}, {130, 2048}, {20, 8192}};  // rows, cols
+  const int shapes[][2] = {{7, 24}, {33, 100}, {9, 96}, {130, 2048}, {20, 8192}};  // rows, cols
   for (const CpuKernels* variant : runnable_cpu_kernels()) {
     const char* kernel_name = variant->name;
     const MatmulKernel kernel = variant->matmul;
     for (DType dtype : kDtypes) {
       for (auto& shape : shapes) {
         const int rows = shape[0], cols = shape[1];
+        if (!shape_fits(dtype, cols)) continue;
         TestWeight w = make_weight(dtype, rows, cols, 5u + rows);
         std::vector<float> in = random_floats(size_t(kInputs) * cols, 99u + cols, 3.0f);
         // Each row alone, 1 thread: the ground truth.
@@ -444,12 +445,16 @@ TEST(kernel_swiglu_and_add) {
 
 TEST(kernel_embed_converts_rows_exactly) {
   for (DType dtype : kDtypes) {
-    TestWeight table = make_weight(dtype, 50, 24, 91u);
+    const int dim = is_quantized(dtype) ? 64 : 24;
+    TestWeight table = make_weight(dtype, 50, dim, 91u);
     const int32_t tokens[] = {3, 49, 0, 3};
-    std::vector<float> out(4 * 24, kPoison);
+    std::vector<float> out(4 * dim, kPoison);
     embed_cpu(out.data(), tokens, 4, table.weight);
     for (int t = 0; t < 4; t++) {
-      CHECK(same_bits(out.data() + t * 24, table.exact.data() + size_t(tokens[t]) * 24, 24));
+      CHECK_MSG(same_bits(out.data() + t * dim, table.exact.data() + size_t(tokens[t]) * dim, dim), dtype_name(dtype));
+      for (int i = 0; i < dim; i++) {  // and element by element through the slow path
+        CHECK(out[size_t(t) * dim + i] == weight_element(table.weight, size_t(tokens[t]), size_t(i)));
+      }
     }
   }
 }

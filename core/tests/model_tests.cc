@@ -34,10 +34,11 @@ class InstrumentedBackend final : public Backend {
     return inner_->check_weights_fit(bytes);
   }
   Status memory(BackendMemory* out) override { return inner_->memory(out); }
-  Status upload_weight(const TensorView& tensor, int rows, int cols, Weight* out) override {
+  Status upload_weight(const Weight& host, const std::string& name, Weight* out) override {
     (*upload_count_)++;
-    return inner_->upload_weight(tensor, rows, cols, out);
+    return inner_->upload_weight(host, name, out);
   }
+  bool reads_host_weights() const override { return inner_->reads_host_weights(); }
   Status upload_vector_f32(const TensorView& tensor, float** out) override {
     (*upload_count_)++;
     return inner_->upload_vector_f32(tensor, out);

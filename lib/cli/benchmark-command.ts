@@ -6,13 +6,13 @@ import { availableParallelism } from 'node:os';
 import { formatBenchmark, formatSpeculativeBenchmark, runBenchmark, runSpeculativeBenchmark } from '../benchmark.js';
 import { loadModel, type Device } from '../model.js';
 import { formatHelp, parseArgs, UsageError, type OptionSpecs } from './args.js';
-import { defaultModelDir, CPU_KERNELS_SPEC, cpuKernelsOption } from './common.js';
+import { defaultModelDir, ENGINE_OPTION_SPECS, engineLoadOptions } from './common.js';
 
 export const benchmarkSpecs: OptionSpecs = {
   model: { kind: 'string', placeholder: 'DIR', description: 'HuggingFace Llama checkpoint folder (default: the bundled demo model)' },
   device: { kind: 'string', placeholder: 'NAME', description: 'cpu (default), cuda or auto' },
   threads: { kind: 'integer', placeholder: 'N', description: 'CPU threads (default: one per core)' },
-  'cpu-kernels': CPU_KERNELS_SPEC,
+  ...ENGINE_OPTION_SPECS,
   'prompt-tokens': { kind: 'integer', placeholder: 'N', description: 'random prompt length (default 512, at most half the context)' },
   'generate-tokens': { kind: 'integer', placeholder: 'N', description: 'tokens decoded per repeat (default 128, at most a quarter of the context)' },
   repeats: { kind: 'integer', placeholder: 'N', description: 'repeats, each with a fresh prompt (default 3)' },
@@ -43,7 +43,7 @@ export async function runBenchmarkCommand(argv: string[]): Promise<number> {
   const model = await loadModel((options.model as string | undefined) ?? defaultModelDir(), {
     device: options.device as Device | undefined,
     threads: options.threads as number | undefined,
-    cpuKernels: cpuKernelsOption(options['cpu-kernels']),
+    ...engineLoadOptions(options),
   });
   try {
     const info = model.info;

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { CPU_KERNEL_NAMES, type CpuKernelsName } from '../model.js';
+import { CPU_KERNEL_NAMES, QUANT_TYPES, type CpuKernelsName, type LoadOptions, type QuantType } from '../model.js';
 import { packageRoot } from '../native.js';
 import { UsageError, type OptionSpec } from './args.js';
 
@@ -23,17 +23,38 @@ export async function readStdin(): Promise<string | undefined> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** --cpu-kernels: the CPU kernel variant, as `loadModel`'s cpuKernels. */
-export const CPU_KERNELS_SPEC: OptionSpec = {
-  kind: 'string',
-  placeholder: 'NAME',
-  description: `CPU kernel variant: ${CPU_KERNEL_NAMES.join(', ')} (default auto: LAYERSKIP_CPU, else the best this CPU runs)`,
+/** How every command that loads a model runs it: kernels, weight format, draft head (as `loadModel`'s options). */
+export const ENGINE_OPTION_SPECS: Record<string, OptionSpec> = {
+  'cpu-kernels': {
+    kind: 'string',
+    placeholder: 'NAME',
+    description: `CPU kernel variant: ${CPU_KERNEL_NAMES.join(', ')} (default auto: LAYERSKIP_CPU, else the best this CPU runs)`,
+  },
+  weights: {
+    kind: 'string',
+    placeholder: 'TYPE',
+    description: `quantize the weights while loading: ${QUANT_TYPES.join(', ')} (default: as stored)`,
+  },
+  'draft-head': {
+    kind: 'string',
+    placeholder: 'TYPE',
+    description: `a ${QUANT_TYPES.join('/')} copy of the LM head for self-speculative drafts only (output unchanged)`,
+  },
 };
 
-export function cpuKernelsOption(value: unknown): CpuKernelsName | undefined {
+function oneOf<T extends string>(flag: string, value: unknown, allowed: readonly T[]): T | undefined {
   if (value === undefined) return undefined;
-  if (!(CPU_KERNEL_NAMES as readonly unknown[]).includes(value)) {
-    throw new UsageError(`--cpu-kernels must be one of ${CPU_KERNEL_NAMES.join(', ')}, got "${String(value)}"`);
+  if (!(allowed as readonly unknown[]).includes(value)) {
+    throw new UsageError(`--${flag} must be one of ${allowed.join(', ')}, got "${String(value)}"`);
   }
-  return value as CpuKernelsName;
+  return value as T;
+}
+
+/** The load options ENGINE_OPTION_SPECS parsed into. */
+export function engineLoadOptions(options: Record<string, unknown>): Pick<LoadOptions, 'cpuKernels' | 'weights' | 'draftHead'> {
+  return {
+    cpuKernels: oneOf<CpuKernelsName>('cpu-kernels', options['cpu-kernels'], CPU_KERNEL_NAMES),
+    weights: oneOf<QuantType>('weights', options.weights, QUANT_TYPES),
+    draftHead: oneOf<QuantType>('draft-head', options['draft-head'], QUANT_TYPES),
+  };
 }

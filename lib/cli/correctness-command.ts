@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { loadModel, type Device, type LayerSkipModel } from '../model.js';
 import type { GenerationResult } from '../generation/generate.js';
 import { formatHelp, parseArgs, UsageError, type OptionSpecs } from './args.js';
-import { defaultModelDir, CPU_KERNELS_SPEC, cpuKernelsOption } from './common.js';
+import { defaultModelDir, ENGINE_OPTION_SPECS, engineLoadOptions } from './common.js';
 
 export const correctnessSpecs: OptionSpecs = {
   model: { kind: 'string', placeholder: 'DIR', description: 'HuggingFace Llama checkpoint folder (default: the bundled demo model)' },
@@ -16,7 +16,7 @@ export const correctnessSpecs: OptionSpecs = {
   'max-steps': { kind: 'integer', aliases: ['max-tokens'], placeholder: 'N', description: 'tokens generated per prompt (default 64)' },
   device: { kind: 'string', placeholder: 'NAME', description: 'cpu (default), cuda or auto' },
   threads: { kind: 'integer', placeholder: 'N', description: 'CPU threads (default: one per core)' },
-  'cpu-kernels': CPU_KERNELS_SPEC,
+  ...ENGINE_OPTION_SPECS,
   'context-length': { kind: 'integer', placeholder: 'N', description: 'KV cache positions (default min(model max, 4096))' },
   help: { kind: 'boolean', aliases: ['h'], description: 'show this help' },
 };
@@ -75,7 +75,7 @@ export async function runCorrectnessCommand(argv: string[]): Promise<number> {
   const model = await loadModel((options.model as string | undefined) ?? defaultModelDir(), {
     device: options.device as Device | undefined,
     threads: options.threads as number | undefined,
-    cpuKernels: cpuKernelsOption(options['cpu-kernels']),
+    ...engineLoadOptions(options),
     contextLength: options['context-length'] as number | undefined,
   });
   try {

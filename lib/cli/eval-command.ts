@@ -1,6 +1,7 @@
 // `layerskip eval`: per-exit-layer next-token accuracy, perplexity and agreement with the last layer over text
 // files, as a table (or --json), and the exit layer and draft count predicted to make self-speculative decoding
-// fastest.
+// fastest; with --reference, how far its next-token distributions are from a reference checkpoint's (KL divergence,
+// top-1 agreement, perplexity ratio) — what quantized weights cost.
 import {
   defaultEvalWindow,
   evaluateExitLayers,
@@ -10,11 +11,12 @@ import {
   type ExitLayerRecommendation,
   type ExitLayerRow,
 } from '../eval/exit-layer-eval.js';
-import { loadModel, type Device } from '../model.js';
+import { compareToReference, vocabularyMismatch, type ReferenceComparison } from '../eval/reference-eval.js';
+import { loadModel, type Device, type LayerSkipModel } from '../model.js';
 import type { LlamaTokenizer } from '../tokenizer.js';
 import { listCorpusFiles, tokenizeCorpus } from '../training/corpus.js';
 import { formatHelp, parseArgs, UsageError, type OptionSpecs } from './args.js';
-import { defaultModelDir, CPU_KERNELS_SPEC, cpuKernelsOption } from './common.js';
+import { defaultModelDir, ENGINE_OPTION_SPECS, engineLoadOptions } from './common.js';
 
 export const DEFAULT_EVAL_MAX_TOKENS = 4096;
 
@@ -26,17 +28,24 @@ export const evalSpecs: OptionSpecs = {
   window: { kind: 'integer', placeholder: 'N', description: 'tokens per window, each scored from an empty cache (default min(1024, context length))' },
   device: { kind: 'string', placeholder: 'NAME', description: 'cpu (default), cuda or auto' },
   threads: { kind: 'integer', placeholder: 'N', description: 'CPU threads (default: one per core)' },
-  'cpu-kernels': CPU_KERNELS_SPEC,
+  ...ENGINE_OPTION_SPECS,
+  reference: {
+    kind: 'string',
+    placeholder: 'DIR',
+    description: 'also run this checkpoint, as stored (same --device/--threads/--cpu-kernels), on the same windows and report KL divergence, top-1 agreement and perplexity against it',
+  },
   timing: { kind: 'boolean', description: 'time forward passes on this device for the recommendation (default True; False: memory-bound estimate)' },
   json: { kind: 'boolean', description: 'print one JSON object instead of the table' },
   help: { kind: 'boolean', aliases: ['h'], description: 'show this help' },
 };
 
 export const evalHelp = formatHelp(
-  'Usage: layerskip eval [--model DIR] --data PATH... [--max-tokens N] [--window N] [--json]',
+  'Usage: layerskip eval [--model DIR] --data PATH... [--max-tokens N] [--window N] [--reference DIR] [--json]',
   'Scores every exit layer (its first layers, then the final norm and LM head) on the text: next-token accuracy,\n' +
     'perplexity and agreement with the last layer, and recommends --exit-layer and --num-speculations for\n' +
-    'self-speculative decoding.',
+    'self-speculative decoding. With --reference DIR (e.g. --model DIR --weights q4 --reference DIR: what q4\n' +
+    'costs), also KL(reference || model) over the full vocabulary per prediction (mean, median, 99th percentile,\n' +
+    'max), top-1 agreement and both perplexities on the same windows.',
   evalSpecs,
 );
 
@@ -93,6 +102,19 @@ export function formatRecommendation(recommendation: ExitLayerRecommendation | u
   return `recommended: --exit-layer ${exitLayer} --num-speculations ${numSpeculations} (predicted speedup ${predictedSpeedup.toFixed(2)}×, ${basis}${note})`;
 }
 
+/** The "vs reference" block: KL(P_reference ‖ P_model) statistics, top-1 agreement and the two perplexities. */
+export function formatReferenceComparison(comparison: ReferenceComparison & { dir: string }): string {
+  const { predictions, top1Matches, top1Agreement } = comparison;
+  const kl = (value: number) => value.toFixed(6);
+  return [
+    `vs reference ${comparison.dir} (same ${predictions} predictions, full depth):`,
+    `  KL(reference || model)  mean ${kl(comparison.meanKl)}  median ${kl(comparison.medianKl)}  p99 ${kl(comparison.p99Kl)}  max ${kl(comparison.maxKl)}`,
+    `  top-1 agreement         ${percent(top1Agreement)} (${top1Matches}/${predictions})`,
+    `  perplexity              ${comparison.perplexity.toFixed(3)} vs reference ${comparison.referencePerplexity.toFixed(3)} ` +
+      `(ratio ${comparison.perplexityRatio.toFixed(4)})`,
+  ].join('\n');
+}
+
 export async function runEvalCommand(argv: string[]): Promise<number> {
   const { options, positionals } = parseArgs(argv, evalSpecs);
   if (options.help) {
@@ -112,14 +134,24 @@ export async function runEvalCommand(argv: string[]): Promise<number> {
     throw new UsageError(`--data: ${(error as Error).message}`);
   }
 
-  const model = await loadModel((options.model as string | undefined) ?? defaultModelDir(), {
-    device: options.device as Device | undefined,
-    threads: options.threads as number | undefined,
-    cpuKernels: cpuKernelsOption(options['cpu-kernels']),
-    contextLength: window,
-  });
+  const deviceOptions = { device: options.device as Device | undefined, threads: options.threads as number | undefined, contextLength: window };
+  const engineOptions = engineLoadOptions(options);
+  const referenceDir = options.reference as string | undefined;
+  const model = await loadModel((options.model as string | undefined) ?? defaultModelDir(), { ...deviceOptions, ...engineOptions });
+  let reference: LayerSkipModel | undefined;
   try {
     if (!model.tokenizer) throw new Error(`${model.info.dir} has no tokenizer.json; eval needs it to tokenize --data`);
+    if (referenceDir !== undefined) {
+      // The reference runs on the same engine as the model, with its weights as stored.
+      reference = await loadModel(referenceDir, { ...deviceOptions, cpuKernels: engineOptions.cpuKernels });
+      const mismatch = vocabularyMismatch(model, reference);
+      if (mismatch) {
+        throw new UsageError(
+          `--reference ${reference.info.dir} and --model ${model.info.dir} have different vocabularies (${mismatch}); ` +
+            'the comparison needs the same token ids',
+        );
+      }
+    }
     const data = readEvalTokens(model.tokenizer, files, maxTokens);
     if (data.tokens.length < 2) {
       throw new Error(`--data holds ${data.tokens.length} tokens of text (${data.skipped} binary files skipped); evaluation needs at least 2`);
@@ -128,6 +160,13 @@ export async function runEvalCommand(argv: string[]): Promise<number> {
       ? (done: number, total: number) => process.stderr.write(`\reval: ${done}/${total} tokens`)
       : undefined;
     const rows = await evaluateExitLayers(model, data.tokens, { window, maxTokens, onProgress: progress });
+    const referenceProgress = process.stderr.isTTY
+      ? (done: number, total: number) => process.stderr.write(`\reval vs reference: ${done}/${total} tokens`)
+      : undefined;
+    const versusReference = reference && {
+      dir: reference.info.dir,
+      ...(await compareToReference(model, reference, data.tokens, { window, maxTokens, onProgress: referenceProgress })),
+    };
     if (progress) process.stderr.write('\r\x1b[K');
     const info = model.info;
     const headCost = headCostRatio(info);
@@ -140,6 +179,7 @@ export async function runEvalCommand(argv: string[]): Promise<number> {
         model: info.dir, device: info.device, numLayers: info.numLayers, files: data.files, documents: data.documents,
         skippedFiles: data.skipped, tokens: data.tokens.length, predictions: rows[0].tokens, window: evalWindow,
         headCostRatio: headCost, passCosts: costs ?? null, layers: rows, recommendation: recommendation ?? null,
+        reference: versusReference ?? null,
       };
       process.stdout.write(JSON.stringify(result) + '\n');
       return 0;
@@ -147,10 +187,12 @@ export async function runEvalCommand(argv: string[]): Promise<number> {
     process.stdout.write(
       `eval: ${rows[0].tokens} predictions over ${data.tokens.length} tokens of ${data.documents} document${data.documents === 1 ? '' : 's'}` +
         `${data.skipped ? ` (${data.skipped} binary files skipped)` : ''}, window ${evalWindow}, ` +
-        `${info.numLayers} layers on ${info.backend}\n\n${formatExitLayerTable(rows)}\n\n${formatRecommendation(recommendation)}\n`,
+        `${info.numLayers} layers on ${info.backend}\n\n${formatExitLayerTable(rows)}\n\n${formatRecommendation(recommendation)}\n` +
+        (versusReference ? `\n${formatReferenceComparison(versusReference)}\n` : ''),
     );
     return 0;
   } finally {
+    await reference?.dispose();
     await model.dispose();
   }
 }

@@ -3,7 +3,7 @@ import { loadModel, type Device, type LayerSkipModel } from '../model.js';
 import type { GenerationOptions, GenerationStrategy } from '../generation/options.js';
 import type { GenerationResult } from '../generation/generate.js';
 import { formatHelp, parseArgs, UsageError, type OptionSpecs } from './args.js';
-import { defaultModelDir, readStdin, CPU_KERNELS_SPEC, cpuKernelsOption } from './common.js';
+import { defaultModelDir, readStdin, ENGINE_OPTION_SPECS, engineLoadOptions } from './common.js';
 import { formatMemoryReport, LoadProgressBar } from './load-progress.js';
 import { SpeculativeStreamer } from './speculative-streamer.js';
 
@@ -24,7 +24,7 @@ export const generateSpecs: OptionSpecs = {
   streamer: { kind: 'string', placeholder: 'NAME', description: 'plain (default) or speculative (shows drafts on a TTY)' },
   device: { kind: 'string', placeholder: 'NAME', description: 'cpu (default), cuda or auto' },
   threads: { kind: 'integer', placeholder: 'N', description: 'CPU threads (default: one per core)' },
-  'cpu-kernels': CPU_KERNELS_SPEC,
+  ...ENGINE_OPTION_SPECS,
   'context-length': { kind: 'integer', placeholder: 'N', description: 'KV cache positions (default min(model max, 4096))' },
   json: { kind: 'boolean', description: 'print one JSON object with the text and statistics instead of streaming' },
   help: { kind: 'boolean', aliases: ['h'], description: 'show this help' },
@@ -75,7 +75,7 @@ export async function runGenerateCommand(argv: string[]): Promise<number> {
     model = await loadModel(modelDir, {
       device: options.device as Device | undefined,
       threads: options.threads as number | undefined,
-      cpuKernels: cpuKernelsOption(options['cpu-kernels']),
+      ...engineLoadOptions(options),
       contextLength: options['context-length'] as number | undefined,
       onProgress: progressBar.onProgress,
     });

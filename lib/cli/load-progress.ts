@@ -14,13 +14,13 @@ export interface ProgressStream {
   write(text: string): unknown;
 }
 
-export function formatProgressBar(uploadedBytes: number, totalBytes: number): string {
+export function formatProgressBar(uploadedBytes: number, totalBytes: number, label = 'loading weights'): string {
   const fraction = totalBytes > 0 ? Math.min(1, uploadedBytes / totalBytes) : 1;
   const filled = Math.round(fraction * BAR_WIDTH);
   const percent = String(Math.floor(fraction * 100)).padStart(3);
   const megabytes = (bytes: number) => Math.round(bytes / 1e6);
   return (
-    `loading weights [${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${percent}%  ` +
+    `${label} [${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${percent}%  ` +
     `${megabytes(uploadedBytes)} / ${megabytes(totalBytes)} MB`
   );
 }
@@ -46,6 +46,7 @@ export class LoadProgressBar {
   constructor(
     private readonly stream: ProgressStream,
     private readonly minBytes = PROGRESS_BAR_MIN_BYTES,
+    private readonly label = 'loading weights',
   ) {}
 
   readonly onProgress = (uploadedBytes: number, totalBytes: number): void => {
@@ -54,7 +55,7 @@ export class LoadProgressBar {
     if (percent === this.lastPercent) return;
     this.lastPercent = percent;
     this.shown = true;
-    this.stream.write(`\r${formatProgressBar(uploadedBytes, totalBytes)}`);
+    this.stream.write(`\r${formatProgressBar(uploadedBytes, totalBytes, this.label)}`);
   };
 
   finish(): boolean {

@@ -5,6 +5,7 @@ import { runBenchmarkCommand } from './benchmark-command.js';
 import { runCorrectnessCommand } from './correctness-command.js';
 import { runEvalCommand } from './eval-command.js';
 import { runGenerateCommand } from './generate-command.js';
+import { runQuantizeCommand } from './quantize-command.js';
 import { runTrainCommand } from './train-command.js';
 
 const commands: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
@@ -13,6 +14,7 @@ const commands: Record<string, { summary: string; run: (argv: string[]) => Promi
   train: { summary: 'train a model with the LayerSkip recipe (layer dropout + early-exit loss)', run: runTrainCommand },
   eval: { summary: 'per-exit-layer accuracy, perplexity and agreement; recommends an exit layer', run: runEvalCommand },
   benchmark: { summary: 'prefill and decode tok/s on this machine; self-speculative speedup', run: runBenchmarkCommand },
+  quantize: { summary: 'write a q8 / q4 quantized copy of a checkpoint', run: runQuantizeCommand },
 };
 
 function mainHelp(): string {

@@ -51,14 +51,22 @@ export function defaultEvalWindow(contextLength: number): number {
   return Math.min(1024, contextLength);
 }
 
-/** Scores `tokens` window by window at every exit layer; one row per exit layer 1..L. */
-export async function evaluateExitLayers(
-  model: LayerSkipModel,
-  tokens: Int32Array,
-  options: ExitLayerEvalOptions = {},
-): Promise<ExitLayerRow[]> {
-  if (!(tokens instanceof Int32Array)) throw new TypeError('tokens must be an Int32Array');
-  const { contextLength, numLayers } = model.info;
+/** One window of an evaluation: tokens [start, end) of the stream, scored from an empty cache. */
+export interface EvalWindow {
+  start: number;
+  end: number;
+}
+
+/**
+ * Cuts the first min(tokenCount, maxTokens) tokens of a stream into disjoint windows of `window` tokens (default
+ * defaultEvalWindow(contextLength)); each window of n tokens makes n − 1 predictions, and a trailing single token
+ * has nothing to predict and is left out. Throws a RangeError naming a bad window, maxTokens or too short a stream.
+ */
+export function evalWindows(
+  tokenCount: number,
+  contextLength: number,
+  options: Pick<ExitLayerEvalOptions, 'window' | 'maxTokens'> = {},
+): EvalWindow[] {
   const window = options.window ?? defaultEvalWindow(contextLength);
   if (!Number.isInteger(window) || window < 2 || window > contextLength + 1) {
     throw new RangeError(`window must be an integer in [2, ${contextLength + 1}] (the context length + 1), got ${JSON.stringify(window)}`);
@@ -67,16 +75,29 @@ export async function evaluateExitLayers(
   if (maxTokens !== undefined && (!Number.isInteger(maxTokens) || maxTokens < 2)) {
     throw new RangeError(`maxTokens must be an integer ≥ 2, got ${JSON.stringify(maxTokens)}`);
   }
-  const total = Math.min(tokens.length, maxTokens ?? Infinity);
+  const total = Math.min(tokenCount, maxTokens ?? Infinity);
   if (total < 2) throw new RangeError(`evaluation needs at least 2 tokens, got ${total}`);
+  const windows: EvalWindow[] = [];
+  for (let start = 0; start + 1 < total; start += window) windows.push({ start, end: Math.min(start + window, total) });
+  return windows;
+}
+
+/** Scores `tokens` window by window at every exit layer; one row per exit layer 1..L. */
+export async function evaluateExitLayers(
+  model: LayerSkipModel,
+  tokens: Int32Array,
+  options: ExitLayerEvalOptions = {},
+): Promise<ExitLayerRow[]> {
+  if (!(tokens instanceof Int32Array)) throw new TypeError('tokens must be an Int32Array');
+  const { contextLength, numLayers } = model.info;
+  const windows = evalWindows(tokens.length, contextLength, options);
+  const total = windows.at(-1)!.end;
 
   const nll = new Float64Array(numLayers);
   const correct = new Float64Array(numLayers);
   const agree = new Float64Array(numLayers);
   let count = 0;
-  // Disjoint windows; a trailing single token has nothing to predict and is left out.
-  for (let start = 0; start + 1 < total; start += window) {
-    const end = Math.min(start + window, total);
+  for (const { start, end } of windows) {
     const sums = await model.scoreExitLayers(tokens.subarray(start, end));
     for (let layer = 0; layer < numLayers; layer++) {
       nll[layer] += sums.nll[layer];

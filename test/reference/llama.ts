@@ -10,6 +10,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
+import { readQuantizedCheckpoint } from './quantized.js';
 import { readCheckpointTensors, type ReferenceTensor } from './safetensors.js';
 
 export interface ReferenceConfig {
@@ -110,7 +111,10 @@ export function ropeInverseFrequencies(config: ReferenceConfig): Float64Array {
 /** Loads config.json and the safetensors weights of a Llama checkpoint folder. */
 export function loadReference(dir: string): ReferenceModel {
   const config = parseConfig(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as RawConfig);
-  const tensors = readCheckpointTensors(dir);
+  const quantization = (JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as RawConfig).quantization_config as
+    | { format: string }
+    | undefined;
+  const tensors = quantization ? readQuantizedCheckpoint(dir, quantization.format) : readCheckpointTensors(dir);
   const { hiddenSize: hidden, intermediateSize: ffn, headDim, vocabSize } = config;
   const take = (name: string, shape: number[]): Float32Array => {
     const tensor: ReferenceTensor | undefined = tensors.get(name);
