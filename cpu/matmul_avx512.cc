@@ -66,6 +66,9 @@ struct QuantArithmetic {
   static constexpr int kBlockSteps = 32;  // 1024 columns per packed k block
   static constexpr int kBlockBytes = format == DType::Q4 ? 16 : 32;  // qs bytes per block
   static size_t byte_offset(size_t index) { return format == DType::Q4 ? index / 2 : index; }
+  static constexpr int kRowPrefetchBytes = 1024;  // distance of the software prefetch along each row
+  template <int R>
+  static constexpr int kNextTileLines = (R * kBlockBytes + 63) / 64;  // next-tile lines to fetch per block step
 
   static Vec widen(const Weight& w, size_t block, float d, float m) {
     if constexpr (format == DType::Q8) {
@@ -112,6 +115,19 @@ struct QuantArithmetic {
     const size_t blocks = size_t(cols / kQuantBlock);
     alignas(64) float scales[R][16], mins[R][16];
     const char* qs = static_cast<const char*>(w.data);
+    // The scale (and offset) planes are further streams per row, too many for the hardware prefetchers next to
+    // the values: fetch each row's parameters (a few lines) up front.
+    for (int r = 0; r < R; r++) {
+      const char* first = reinterpret_cast<const char*>(w.scales + (row0 + r) * blocks);
+      const char* first_min = reinterpret_cast<const char*>(w.mins + (row0 + r) * blocks);
+      for (size_t byte = 0; byte < blocks * 2; byte += 64) {
+        _mm_prefetch(first + byte, _MM_HINT_T0);
+        if constexpr (format == DType::Q4) _mm_prefetch(first_min + byte, _MM_HINT_T0);
+      }
+    }
+    const size_t row_bytes = blocks * kBlockBytes;
+    const char* next_tile = qs + size_t(row0 + R) * row_bytes;
+    const char* next_tile_end = qs + size_t(std::min(row0 + 2 * R, w.rows)) * row_bytes;
     for (size_t g = 0; g < blocks; g += 16) {
       const int group = int(std::min<size_t>(16, blocks - g));
       const __mmask16 mask = avx512::first_lanes16(group);
@@ -126,8 +142,14 @@ struct QuantArithmetic {
         const size_t block = g + b;
         if ((block * kBlockBytes) % 64 == 0) {
           for (int r = 0; r < R; r++) {
-            _mm_prefetch(qs + ((row0 + r) * blocks + block) * kBlockBytes + avx512::kPrefetchBytes, _MM_HINT_T0);
+            _mm_prefetch(qs + ((row0 + r) * blocks + block) * kBlockBytes + kRowPrefetchBytes, _MM_HINT_T0);
           }
+        }
+        // Quantized rows are short (a 2048-column q4 row is 16 lines): too short for the hardware prefetchers to
+        // ramp up. So the next tile's rows (contiguous after this tile's) are fetched line by line at the pace
+        // this tile consumes its own: R blocks of bytes per step.
+        for (int line = 0; line < kNextTileLines<R> && next_tile < next_tile_end; line++, next_tile += 64) {
+          _mm_prefetch(next_tile, _MM_HINT_T1);
         }
         Vec wv[R];
         for (int r = 0; r < R; r++) {
