@@ -1,10 +1,9 @@
 #include "model_wrap.h"
 
-#include <atomic>
-
 #include "../core/backend_factory.h"
 #include "args.h"
 #include "context_wrap.h"
+#include "progress_worker.h"
 
 namespace layerskip::binding {
 
@@ -12,38 +11,18 @@ Napi::FunctionReference ModelWrap::constructor;
 
 namespace {
 
-// Bytes of checkpoint uploaded so far, of the total (ModelLoadOptions::on_progress).
-struct LoadProgress {
-  uint64_t uploaded_bytes = 0;
-  uint64_t total_bytes = 0;
-};
-
-// Loads (mmap + validation + upload) off the JS thread. With an onProgress function, progress travels through the
-// progress worker's thread-safe function (coalesced: a slow callback sees fewer, later values, always ending at
-// the total); the base class releases it on every path and settles the promise only after the last progress call.
-class LoadWorker : public Napi::AsyncProgressWorker<LoadProgress> {
+// Loads (mmap + validation + upload) off the JS thread, reporting upload progress (progress_worker.h).
+class LoadWorker : public ProgressWorker {
  public:
   LoadWorker(Napi::Env env, std::string dir, std::string device, int threads, std::string cpu_kernels,
              ModelLoadOptions options, Napi::Function on_progress)
-      : Napi::AsyncProgressWorker<LoadProgress>(env, "layerskip:load"), deferred_(Napi::Promise::Deferred::New(env)),
-        dir_(std::move(dir)), device_(std::move(device)), cpu_kernels_(std::move(cpu_kernels)), threads_(threads),
-        options_(std::move(options)) {
-    if (!on_progress.IsEmpty()) on_progress_ = Napi::Persistent(on_progress);
-  }
-
-  Napi::Promise promise() { return deferred_.Promise(); }
+      : ProgressWorker(env, "layerskip:load", on_progress), dir_(std::move(dir)), device_(std::move(device)),
+        cpu_kernels_(std::move(cpu_kernels)), threads_(threads), options_(std::move(options)) {}
 
   void Execute(const ExecutionProgress& progress) override {
     ModelLoadOptions options = options_;
     options.threads = threads_;
-    if (!on_progress_.IsEmpty()) {
-      options.on_progress = [this, &progress](uint64_t uploaded_bytes, uint64_t total_bytes) {
-        if (callback_failed_.load()) return false;  // stop uploading: the load fails with the callback's error
-        LoadProgress update{uploaded_bytes, total_bytes};
-        progress.Send(&update, 1);
-        return true;
-      };
-    }
+    options.on_progress = forward_progress(progress);
     BackendChoice choice;
     Status status = make_backend(device_, threads_, cpu_kernels_, &choice);
     if (status.is_ok()) status = Model::load(dir_, std::move(choice.backend), &model_, options);
@@ -55,46 +34,20 @@ class LoadWorker : public Napi::AsyncProgressWorker<LoadProgress> {
     fallback_note_ = choice.fallback_note;
   }
 
-  // A throwing callback fails the load with its message (the upload stops at the next tensor) instead of escaping
-  // into the event loop.
-  void OnProgress(const LoadProgress* update, size_t count) override {
-    if (update == nullptr || count == 0 || callback_failed_.load()) return;
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    try {
-      on_progress_.Call({Napi::Number::New(env, double(update->uploaded_bytes)),
-                         Napi::Number::New(env, double(update->total_bytes))});
-    } catch (const Napi::Error& error) {
-      callback_error_ = error.Message().empty() ? "a value that is not an Error" : error.Message();
-      callback_failed_.store(true);
-    }
-  }
-
   void OnOK() override {
-    if (callback_failed_.load()) return RejectWithCallbackError();
+    if (callback_failed()) {
+      model_.reset();
+      return Resolve(Env().Undefined());  // rejects with the callback's error
+    }
     Napi::Object wrapper = ModelWrap::constructor.New({});
     ModelWrap::Unwrap(wrapper)->Attach(std::move(model_), chosen_device_, fallback_note_);
-    deferred_.Resolve(wrapper);
-  }
-
-  void OnError(const Napi::Error& error) override {
-    if (callback_failed_.load()) return RejectWithCallbackError();
-    deferred_.Reject(error.Value());
+    Resolve(wrapper);
   }
 
  private:
-  void RejectWithCallbackError() {
-    model_.reset();
-    deferred_.Reject(Napi::Error::New(Env(), "onProgress threw: " + callback_error_).Value());
-  }
-
-  Napi::Promise::Deferred deferred_;
   std::string dir_, device_, cpu_kernels_;
   int threads_;
   ModelLoadOptions options_;  // quantization and draft head
-  Napi::FunctionReference on_progress_;   // empty: no progress reporting
-  std::string callback_error_;            // message of the exception onProgress threw
-  std::atomic<bool> callback_failed_{false};
   std::unique_ptr<Model> model_;
   std::string chosen_device_, fallback_note_;
 };

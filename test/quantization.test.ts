@@ -230,6 +230,21 @@ describe('quantized weights', function () {
       assert.deepEqual(fs.readdirSync(scratch).filter((entry) => entry.includes('.partial-')), []);
     });
 
+    it('progress rises to the total; a throwing onProgress cancels and leaves nothing behind', async function () {
+      const seen: [number, number][] = [];
+      await quantizeModel(fixtures['tiny-f16'], path.join(scratch, 'progress'), { type: 'q8', onProgress: (done, total) => seen.push([done, total]) });
+      assert.ok(seen.length > 0);
+      for (let i = 1; i < seen.length; i++) assert.ok(seen[i][0] > seen[i - 1][0]);
+      assert.equal(seen.at(-1)![0], seen.at(-1)![1]);
+      const out = path.join(scratch, 'cancelled');
+      await assert.rejects(
+        quantizeModel(fixtures['tiny-f16'], out, { type: 'q4', onProgress: () => { throw new Error('stop here'); } }),
+        /onProgress threw: stop here/,
+      );
+      assert.equal(fs.existsSync(out), false);
+      assert.deepEqual(fs.readdirSync(scratch).filter((entry) => entry.includes('.partial-')), []);
+    });
+
     it('a matrix whose columns are not whole blocks fails naming the tensor, and leaves no partial folder', async function () {
       const odd = path.join(scratch, 'odd-source');
       writeCheckpoint(odd, { vocabSize: 64, hiddenSize: 48, intermediateSize: 64, numLayers: 1, numHeads: 4, numKvHeads: 2, dtype: 'BF16', seed: 3 });
