@@ -28,29 +28,30 @@ inline int round_to_int(float v) { return int(v + (v >= 0 ? 0.5f : -0.5f)); }
 // q4 levels of x against scale d and offset m (d > 0).
 inline int q4_level(float x, float d, float m) { return std::clamp(round_to_int((x - m) / d), 0, 15); }
 
-// Least-squares scale and offset for fixed levels; false when the levels are all equal.
-bool fit_scale_offset(const float* x, const int* levels, float* d, float* m) {
-  double sum_l = 0, sum_ll = 0, sum_x = 0, sum_lx = 0;
+// Sums over a block that the least-squares fit and its error need; the x-only ones are the same for every grid.
+struct BlockSums {
+  double x = 0, xx = 0;  // Σx, Σx²
+};
+
+// Least-squares scale d and offset m for fixed levels, and the squared error Σ(d·l + m − x)² in closed form
+// (d²Σl² + 2dmΣl + n·m² − 2dΣlx − 2mΣx + Σx²); false when the levels are all equal.
+bool fit_scale_offset(const float* x, const int* levels, const BlockSums& sums, float* d, float* m, double* error) {
+  int sum_l = 0, sum_ll = 0;
+  float lx[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // eight partial sums: a loop the compiler vectorizes
   for (int i = 0; i < kQuantBlock; i++) {
     sum_l += levels[i];
-    sum_ll += double(levels[i]) * levels[i];
-    sum_x += x[i];
-    sum_lx += double(levels[i]) * x[i];
+    sum_ll += levels[i] * levels[i];
+    lx[i % 8] += float(levels[i]) * x[i];
   }
-  const double det = kQuantBlock * sum_ll - sum_l * sum_l;
+  const double sum_lx = ((double(lx[0]) + lx[1]) + (double(lx[2]) + lx[3])) + ((double(lx[4]) + lx[5]) + (double(lx[6]) + lx[7]));
+  const double n = kQuantBlock;
+  const double det = n * sum_ll - double(sum_l) * sum_l;
   if (det <= 0) return false;
-  *d = float((kQuantBlock * sum_lx - sum_l * sum_x) / det);
-  *m = float((sum_ll * sum_x - sum_l * sum_lx) / det);
+  *d = float((n * sum_lx - sum_l * sums.x) / det);
+  *m = float((sum_ll * sums.x - sum_l * sum_lx) / det);
+  const double dd = *d, mm = *m;
+  *error = dd * dd * sum_ll + 2 * dd * mm * sum_l + n * mm * mm - 2 * dd * sum_lx - 2 * mm * sums.x + sums.xx;
   return *d > 0;
-}
-
-double squared_error(const float* x, const int* levels, float d, float m) {
-  double error = 0;
-  for (int i = 0; i < kQuantBlock; i++) {
-    const double diff = double(d) * levels[i] + m - x[i];
-    error += diff * diff;
-  }
-  return error;
 }
 
 bool quantize_block_q4(const float* x, uint8_t* qs, uint16_t* scale, uint16_t* min_out) {
@@ -64,13 +65,18 @@ bool quantize_block_q4(const float* x, uint8_t* qs, uint16_t* scale, uint16_t* m
   if (hi > lo) {
     int levels[kQuantBlock];
     double best_error = INFINITY;
+    BlockSums sums;
+    for (int i = 0; i < kQuantBlock; i++) {
+      sums.x += x[i];
+      sums.xx += double(x[i]) * x[i];
+    }
     // Scales from 15/(hi-lo) outwards: the plain min/max grid, then slightly denser grids that clip the extremes.
     for (int step = 0; step <= 6; step++) {
       const float inverse = (15.0f + 0.25f * step) / (hi - lo);
       for (int i = 0; i < kQuantBlock; i++) levels[i] = std::min(round_to_int((x[i] - lo) * inverse), 15);
       float d, m;
-      if (!fit_scale_offset(x, levels, &d, &m)) continue;
-      const double error = squared_error(x, levels, d, m);
+      double error;
+      if (!fit_scale_offset(x, levels, sums, &d, &m, &error)) continue;
       if (error < best_error) {
         best_error = error;
         best_d = d;
