@@ -219,12 +219,20 @@ Status Model::upload_weights(const std::vector<PendingUpload>& uploads, const Mo
   return Status::ok();
 }
 
+// Source pages that no kernel will read again (quantized, or copied to a device) leave the resident set, so a model
+// quantized while loading takes its quantized size in RAM, not that plus the checkpoint.
 Status Model::upload_matrix(const PendingUpload& upload, const ModelLoadOptions& options) {
-  if (upload.quantize == DType::F32) return backend_->upload_weight(upload.host, upload.name, upload.matrix);
+  const bool stored_plain = !is_quantized(upload.host.dtype);
+  if (upload.quantize == DType::F32) {
+    LS_RETURN_IF_ERROR(backend_->upload_weight(upload.host, upload.name, upload.matrix));
+    if (stored_plain && !backend_->reads_host_weights()) release_mapped_pages(upload.host.data, upload.bytes);
+    return Status::ok();
+  }
   auto quantized = std::make_unique<QuantizedMatrix>();
   LS_RETURN_IF_ERROR(quantize_matrix(upload.host, upload.quantize, upload.name, options.threads, quantized.get()));
   LS_RETURN_IF_ERROR(backend_->upload_weight(quantized->view(), upload.name, upload.matrix));
   if (backend_->reads_host_weights()) quantized_.push_back(std::move(quantized));
+  release_mapped_pages(upload.host.data, upload.bytes);
   return Status::ok();
 }
 

@@ -73,6 +73,13 @@ bool as_index(const JsonValue& value, uint64_t* out) {
 
 }  // namespace
 
+void release_mapped_pages(const void* data, size_t bytes) {
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (uintptr_t(data) + page - 1) / page * page;
+  const uintptr_t end = (uintptr_t(data) + bytes) / page * page;
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 Status TensorStore::add_file(const std::string& path) {
   std::unique_ptr<MappedFile> file;
   LS_RETURN_IF_ERROR(MappedFile::open(path, &file));

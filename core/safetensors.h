@@ -31,6 +31,10 @@ class MappedFile {
   std::string path_;
 };
 
+// Drops the whole pages inside [data, data + bytes) of a read-only file mapping from the process's resident set
+// (for tensors already copied or quantized elsewhere); touching them again re-reads the file.
+void release_mapped_pages(const void* data, size_t bytes);
+
 // One tensor inside a mapped file.
 struct TensorView {
   std::string name;
