@@ -97,7 +97,7 @@ Status parse_rope_scaling(const JsonValue& json, const std::string& path, RopeSc
 
 }  // namespace
 
-// quantization_config written by `layerskip quantize` (README "Quantized checkpoints").
+// quantization_config written by `layerskip quantize` (README "Quantized weights", "On-disk layout").
 static Status parse_quantization_config(const JsonValue& json, const std::string& path, ModelConfig* config) {
   const JsonValue* quantization = json.find("quantization_config");
   if (quantization == nullptr || quantization->is_null()) return Status::ok();

@@ -12,7 +12,7 @@ enum class DType { F32, F16, BF16, I8, U8, Q8, Q4 };
 
 constexpr bool is_quantized(DType dtype) { return dtype == DType::Q8 || dtype == DType::Q4; }
 
-// Bytes per stored element of a plain dtype. Quantized formats have no element size: see quantized_bytes().
+// Bytes per stored element of a plain dtype. Quantized formats have no element size: see weight_bytes() in quant.h.
 inline size_t dtype_size(DType dtype) {
   switch (dtype) {
     case DType::F32: return 4;

@@ -42,6 +42,7 @@ Status Model::load(const std::string& dir, std::unique_ptr<Backend> backend, std
   model->quantize_ = c.quantized_format != DType::F32 ? DType::F32 : options.quantize;
   std::vector<PendingUpload> uploads;
   LS_RETURN_IF_ERROR(model->resolve_weights(&uploads));
+  LS_RETURN_IF_ERROR(model->check_draft_head(options));
   LS_RETURN_IF_ERROR(model->upload_weights(uploads, options));
   LS_RETURN_IF_ERROR(model->make_draft_head(options));
   LS_RETURN_IF_ERROR(model->backend_->memory(&model->memory_after_load_));
@@ -200,6 +201,9 @@ Status Model::upload_weights(const std::vector<PendingUpload>& uploads, const Mo
     }
     total_bytes += upload.bytes;
   }
+  if (options.draft_head != DType::F32) {
+    backend_bytes += backend_->weight_upload_bytes(options.draft_head, config_.vocab_size, config_.hidden_size);
+  }
   LS_RETURN_IF_ERROR(backend_->check_weights_fit(backend_bytes));
 
   uint64_t uploaded_bytes = 0;
@@ -237,17 +241,24 @@ Status Model::upload_matrix(const PendingUpload& upload, const ModelLoadOptions&
 }
 
 // A quantized copy of the head, made from its loaded host form (the mmap, or planes quantized at load).
-Status Model::make_draft_head(const ModelLoadOptions& options) {
+// A draft head must read fewer bytes than the head it stands in for; checked before anything is uploaded.
+Status Model::check_draft_head(const ModelLoadOptions& options) const {
   if (options.draft_head == DType::F32) return Status::ok();
   if (!is_quantized(options.draft_head)) {
     return Status::error(std::string("draft head format must be q8 or q4, not ") + dtype_name(options.draft_head));
   }
-  const Weight& head = weights_.lm_head;
-  if (head.dtype == options.draft_head) {
-    return Status::error(dir_ + ": the LM head is already " + dtype_name(head.dtype) + "; a " +
-                         dtype_name(options.draft_head) + " draft head would be the same matrix");
+  const DType head = !is_quantized(host_head_.dtype) && quantize_ != DType::F32 ? quantize_ : host_head_.dtype;
+  if (bits_per_weight(options.draft_head) >= bits_per_weight(head)) {
+    return Status::error(dir_ + ": the LM head is " + dtype_name(head) + "; a " + dtype_name(options.draft_head) +
+                         " draft head would not be cheaper to read");
   }
-  // The backend copy may live on a device: quantize from the host form the head was uploaded from.
+  return Status::ok();
+}
+
+// The head quantized again for drafts: from its stored form — a checkpoint's bf16 head, or the q8 planes of a q8
+// checkpoint (then the draft head quantizes their dequantized values). The backend copy may live on a device.
+Status Model::make_draft_head(const ModelLoadOptions& options) {
+  if (options.draft_head == DType::F32) return Status::ok();
   const std::string name = config_.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
   auto quantized = std::make_unique<QuantizedMatrix>();
   LS_RETURN_IF_ERROR(quantize_matrix(host_head_, options.draft_head, name + " (draft head)", options.threads,

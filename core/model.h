@@ -87,6 +87,7 @@ class Model {
   Status resolve_weights(std::vector<PendingUpload>* uploads);
   Status upload_weights(const std::vector<PendingUpload>& uploads, const ModelLoadOptions& options);
   Status upload_matrix(const PendingUpload& upload, const ModelLoadOptions& options);
+  Status check_draft_head(const ModelLoadOptions& options) const;
   Status make_draft_head(const ModelLoadOptions& options);
 
   std::string dir_;

@@ -37,13 +37,13 @@ struct BlockSums {
 // (d²Σl² + 2dmΣl + n·m² − 2dΣlx − 2mΣx + Σx²); false when the levels are all equal.
 bool fit_scale_offset(const float* x, const int* levels, const BlockSums& sums, float* d, float* m, double* error) {
   int sum_l = 0, sum_ll = 0;
-  float lx[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // eight partial sums: a loop the compiler vectorizes
+  double lx[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // eight partial sums: a loop the compiler vectorizes
   for (int i = 0; i < kQuantBlock; i++) {
     sum_l += levels[i];
     sum_ll += levels[i] * levels[i];
-    lx[i % 8] += float(levels[i]) * x[i];
+    lx[i % 8] += double(levels[i]) * x[i];
   }
-  const double sum_lx = ((double(lx[0]) + lx[1]) + (double(lx[2]) + lx[3])) + ((double(lx[4]) + lx[5]) + (double(lx[6]) + lx[7]));
+  const double sum_lx = ((lx[0] + lx[1]) + (lx[2] + lx[3])) + ((lx[4] + lx[5]) + (lx[6] + lx[7]));
   const double n = kQuantBlock;
   const double det = n * sum_ll - double(sum_l) * sum_l;
   if (det <= 0) return false;

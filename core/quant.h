@@ -25,6 +25,9 @@ namespace layerskip {
 constexpr int kQuantBlock = 32;
 constexpr int kQuantFormatVersion = 1;
 
+// Bytes of one block in the value plane: 32 int8 (q8) or 16 bytes of nibbles (q4).
+constexpr int quant_block_bytes(DType format) { return format == DType::Q4 ? kQuantBlock / 2 : kQuantBlock; }
+
 // Bytes of each plane of a (rows, cols) matrix of `format` (Q8 or Q4).
 inline size_t quant_qs_bytes(DType format, int rows, int cols) {
   return size_t(rows) * size_t(cols) / (format == DType::Q4 ? 2 : 1);
@@ -36,6 +39,11 @@ inline size_t weight_bytes(DType dtype, int rows, int cols) {
   if (!is_quantized(dtype)) return size_t(rows) * size_t(cols) * dtype_size(dtype);
   const size_t scale_planes = dtype == DType::Q4 ? 2 : 1;
   return quant_qs_bytes(dtype, rows, cols) + scale_planes * quant_scale_count(rows, cols) * sizeof(uint16_t);
+}
+
+// Bits each weight of a matrix of `dtype` occupies, scales included (q8 8.5, q4 5).
+inline double bits_per_weight(DType dtype) {
+  return dtype == DType::Q8 ? 8.5 : dtype == DType::Q4 ? 5.0 : 8.0 * double(dtype_size(dtype));
 }
 
 // "q8" / "q4" → Q8 / Q4; false otherwise.

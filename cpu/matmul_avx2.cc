@@ -76,7 +76,7 @@ constexpr int kPrefetchBytes = 512;
 // prefetchers to ramp up; see matmul_avx512.cc).
 template <DType dtype, int T, int R>
 void quant_stream_tile(float* out, int out_stride, const float* in, const Weight& w, int cols, int row0, int t0) {
-  constexpr int kBlockBytes = dtype == DType::Q4 ? 16 : 32;
+  constexpr int kBlockBytes = quant_block_bytes(dtype);
   __m256 acc[T][R];
   for (int t = 0; t < T; t++)
     for (int r = 0; r < R; r++) acc[t][r] = _mm256_setzero_ps();

@@ -64,7 +64,7 @@ struct QuantArithmetic {
   static constexpr bool kPairedVec = true;
   static constexpr bool kOwnStreamTile = true;
   static constexpr int kBlockSteps = 32;  // 1024 columns per packed k block
-  static constexpr int kBlockBytes = format == DType::Q4 ? 16 : 32;  // qs bytes per block
+  static constexpr int kBlockBytes = quant_block_bytes(format);
   static size_t byte_offset(size_t index) { return format == DType::Q4 ? index / 2 : index; }
   static constexpr int kRowPrefetchBytes = 1024;  // distance of the software prefetch along each row
   template <int R>

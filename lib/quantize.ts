@@ -1,4 +1,4 @@
-// Writing a quantized checkpoint folder (README "Quantized checkpoints"): the native quantizer writes
+// Writing a quantized checkpoint folder (README "Quantized weights", "On-disk layout"): the native quantizer writes
 // model.safetensors, this adds config.json with its quantization_config and copies the tokenizer and generation
 // files. Everything goes into a sibling folder first, renamed into place only when complete; on any failure it is
 // removed, so the output either exists whole or not at all.
@@ -16,6 +16,8 @@ export interface QuantizeOptions {
   threads?: number;
   /** Source tensor bytes done and in all, after each tensor. A throw cancels the run. */
   onProgress?: LoadProgressCallback;
+  /** Aborting stops at the next tensor; the call then rejects and nothing is left behind. */
+  signal?: AbortSignal;
 }
 
 export interface QuantizeReport {
@@ -76,8 +78,12 @@ export async function quantizeModel(modelDir: string, outDir: string, options: Q
       type: options.type,
       keepHead: options.keepHead ?? false,
       threads: options.threads ?? 0,
-      onProgress: options.onProgress,
+      onProgress: (done, total) => {
+        if (options.signal?.aborted) throw new Error('aborted');
+        options.onProgress?.(done, total);
+      },
     });
+    if (options.signal?.aborted) throw new Error('aborted');
     const quantized = { ...config, quantization_config: quantizationConfig(options.type, options.keepHead ?? false) };
     fs.writeFileSync(path.join(staging, 'config.json'), `${JSON.stringify(quantized, null, 2)}\n`);
     const copiedFiles = companionFiles(source);
@@ -88,6 +94,7 @@ export async function quantizeModel(modelDir: string, outDir: string, options: Q
     return { outDir: target, ...native, copiedFiles, seconds: (performance.now() - started) / 1000 };
   } catch (error) {
     fs.rmSync(staging, { recursive: true, force: true });
+    if (options.signal?.aborted) throw new Error(`quantizing ${source} was cancelled; nothing was written`);
     throw error;
   }
 }

@@ -167,7 +167,7 @@ describe(`CUDA backend${unavailable ? ` (skipped: ${unavailable})` : ''}`, funct
         cpu.dispose();
         gpu.dispose();
       }
-      const model = await loadModel(dirs['tiny-deep'], { device: 'cuda', weights, draftHead: weights === 'q8' ? 'q4' : 'q8' });
+      const model = await loadModel(dirs['tiny-deep'], { device: 'cuda', weights, draftHead: weights === 'q8' ? 'q4' : undefined });
       try {
         const prompt = tokenSequence(9, model.info.vocabSize, 7);
         const expected = await model.generate(prompt, { maxSteps: 24, stopTokenIds: [] });

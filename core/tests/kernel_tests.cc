@@ -109,7 +109,7 @@ ThreadPool& pool_of(int threads) {
 // the activations' rounding for avx512bf16).
 TEST(kernel_matmul_matches_reference) {
   const int ns[] = {1, 2, 3, 5, 7, 17, 64, 111};
-  const int cols_list[] = {8, 24, 96, 100, 2048};
+  const int cols_list[] = {8, 24, 96, 100, 608, 2048};  // 608: 19 blocks, a full and a partial group of scales
   const int rows_list[] = {1, 7, 33, 4096};
   for (const CpuKernels* variant : runnable_cpu_kernels()) {
     const char* kernel_name = variant->name;
@@ -157,7 +157,7 @@ TEST(kernel_matmul_matches_reference) {
 TEST(kernel_matmul_batch_invariant) {
   constexpr int kInputs = 140;
   const int ns[] = {2, 3, 4, 5, 6, 7, 8, 9, 17, 64, 111, 140};
-  const int shapes[][2] = {{7, 24}, {33, 100}, {9, 96}, {130, 2048}, {20, 8192}};  // rows, cols
+  const int shapes[][2] = {{7, 24}, {33, 100}, {9, 96}, {13, 608}, {130, 2048}, {20, 8192}, {5, 11008}};  // rows, cols
   for (const CpuKernels* variant : runnable_cpu_kernels()) {
     const char* kernel_name = variant->name;
     const MatmulKernel kernel = variant->matmul;

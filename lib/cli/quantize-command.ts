@@ -37,6 +37,11 @@ export async function runQuantizeCommand(argv: string[]): Promise<number> {
     throw new UsageError(`--type must be one of ${QUANT_TYPES.join(', ')}${type === undefined ? '' : `, got "${type}"`}`);
   }
   const progress = new LoadProgressBar(process.stderr, 0, 'quantizing');
+  // Ctrl-C (or a kill) stops at the next tensor and removes the half-written folder before exiting 130.
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
   let report;
   try {
     report = await quantizeModel((options.model as string | undefined) ?? defaultModelDir(), out, {
@@ -44,9 +49,17 @@ export async function runQuantizeCommand(argv: string[]): Promise<number> {
       keepHead: options['keep-head'] === true,
       threads: options.threads as number | undefined,
       onProgress: progress.onProgress,
+      signal: controller.signal,
     });
+  } catch (error) {
+    progress.finish();
+    if (!controller.signal.aborted) throw error;
+    process.stderr.write(`layerskip: ${(error as Error).message}\n`);
+    return 130;
   } finally {
     progress.finish();
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
   }
   process.stdout.write(
     `wrote ${report.outDir}: ${report.quantizedTensors} of ${report.tensors} tensors as ${type}, ` +
