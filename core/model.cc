@@ -16,6 +16,18 @@ bool is_ignorable(const std::string& name) {
 
 }  // namespace
 
+std::vector<std::string> llama_matrix_names(const ModelConfig& config) {
+  std::vector<std::string> names = {"model.embed_tokens.weight"};
+  for (int l = 0; l < config.num_layers; l++) {
+    for (const char* matrix : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                               "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"}) {
+      names.push_back(layer_prefix(l) + matrix + ".weight");
+    }
+  }
+  if (!config.tie_word_embeddings) names.push_back("lm_head.weight");
+  return names;
+}
+
 Model::~Model() {
   if (backend_) {
     for (float* vector : owned_vectors_) backend_->free(vector);

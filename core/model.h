@@ -47,6 +47,10 @@ struct ModelLoadOptions {
   int threads = 0;
 };
 
+// Names of the matrices a LlamaForCausalLM with `config` has, in load order: the embedding, each layer's seven
+// projections, and lm_head unless tied — what `weights` and `layerskip quantize` quantize.
+std::vector<std::string> llama_matrix_names(const ModelConfig& config);
+
 class Model {
  public:
   // Loads `dir` (config.json + safetensors) onto `backend`.

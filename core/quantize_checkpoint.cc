@@ -4,9 +4,11 @@
 
 #include <cstdio>
 #include <memory>
+#include <set>
 #include <vector>
 
 #include "config.h"
+#include "model.h"
 #include "quant.h"
 #include "safetensors.h"
 
@@ -22,21 +24,12 @@ struct OutputTensor {
   uint64_t bytes = 0;
 };
 
-// Whether `name` is a matrix the loader reads as quantized (model.cc: resolve_weights), given the head policy.
-bool quantizes(const std::string& name, const TensorView& view, const ModelConfig& config, bool keep_head) {
-  if (view.shape.size() != 2) return false;
+// Whether `name` is a matrix the loader reads as quantized (llama_matrix_names), given the head policy.
+bool quantizes(const std::string& name, const TensorView& view, const std::set<std::string>& matrices,
+               const ModelConfig& config, bool keep_head) {
+  if (view.shape.size() != 2 || matrices.count(name) == 0) return false;
   const bool is_head = name == "lm_head.weight" || (config.tie_word_embeddings && name == "model.embed_tokens.weight");
-  if (is_head && keep_head) return false;
-  static const char* kMatrices[] = {"self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
-                                    "self_attn.o_proj.weight", "mlp.gate_proj.weight",    "mlp.up_proj.weight",
-                                    "mlp.down_proj.weight"};
-  if (name == "model.embed_tokens.weight" || name == "lm_head.weight") return true;
-  if (name.rfind("model.layers.", 0) != 0) return false;
-  for (const char* suffix : kMatrices) {
-    const std::string tail = std::string(".") + suffix;
-    if (name.size() > tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0) return true;
-  }
-  return false;
+  return !(is_head && keep_head);
 }
 
 std::string json_string(const std::string& text) {
@@ -117,13 +110,15 @@ Status quantize_checkpoint(const std::string& dir, const std::string& out_path, 
   LS_RETURN_IF_ERROR(TensorStore::open_dir(dir, &store));
 
   // The output layout, from shapes alone.
+  const std::vector<std::string> names = llama_matrix_names(config);
+  const std::set<std::string> matrices(names.begin(), names.end());
   std::vector<OutputTensor> outputs;
   std::vector<const TensorView*> sources;  // per output tensor: its source (planes of one matrix share it)
   uint64_t total_bytes = 0;
   for (const auto& [name, view] : store->tensors()) {
     if (config.tie_word_embeddings && name == "lm_head.weight") continue;  // an unused copy some exporters write
     total_bytes += view.byte_size;
-    if (!quantizes(name, view, config, options.keep_head)) {
+    if (!quantizes(name, view, matrices, config, options.keep_head)) {
       outputs.push_back({name, dtype_name(view.dtype), view.shape, view.byte_size});
       sources.push_back(&view);
       continue;
