@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 namespace layerskip {
 
@@ -34,6 +35,20 @@ inline const char* dtype_name(DType dtype) {
     case DType::Q4: return "q4";
   }
   return "?";
+}
+
+// Calls f(std::integral_constant<DType, D>()) with a matrix's dtype D as a compile-time constant (kernels templated
+// on it); I8 / U8 are planes of quantized matrices, never a matrix's dtype, and call nothing.
+template <class F>
+void with_matrix_dtype(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::F32: return f(std::integral_constant<DType, DType::F32>());
+    case DType::F16: return f(std::integral_constant<DType, DType::F16>());
+    case DType::BF16: return f(std::integral_constant<DType, DType::BF16>());
+    case DType::Q8: return f(std::integral_constant<DType, DType::Q8>());
+    case DType::Q4: return f(std::integral_constant<DType, DType::Q4>());
+    case DType::I8: case DType::U8: return;
+  }
 }
 
 // Parses a safetensors dtype string; false when it is not one we run.

@@ -183,14 +183,9 @@ void matmul_typed(float* out, const float* in, const Weight& weight, int n, int 
 }  // namespace
 
 void matmul_avx512(float* out, const float* in, const Weight& weight, int n, int out_stride, ThreadPool& pool) {
-  switch (weight.dtype) {
-    case DType::BF16: return matmul_typed<DType::BF16>(out, in, weight, n, out_stride, pool);
-    case DType::F16: return matmul_typed<DType::F16>(out, in, weight, n, out_stride, pool);
-    case DType::F32: return matmul_typed<DType::F32>(out, in, weight, n, out_stride, pool);
-    case DType::Q8: return matmul_typed<DType::Q8>(out, in, weight, n, out_stride, pool);
-    case DType::Q4: return matmul_typed<DType::Q4>(out, in, weight, n, out_stride, pool);
-    case DType::I8: case DType::U8: break;  // planes of quantized matrices, never a matrix's dtype
-  }
+  with_matrix_dtype(weight.dtype, [&](auto dtype) {
+    matmul_typed<decltype(dtype)::value>(out, in, weight, n, out_stride, pool);
+  });
 }
 
 }  // namespace layerskip

@@ -1,24 +1,14 @@
 // The `layerskip` command line: generate (streaming, --json, stdin, LayerSkip spellings), help, usage errors,
 // benchmark.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { ensureFixtures } from './fixtures/make-fixtures.js';
+import { runLayerskip as layerskip } from './helpers/cli.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-function layerskip(args: string[], input?: string) {
-  const result = spawnSync(process.execPath, [path.join(root, 'bin', 'layerskip.js'), ...args], {
-    cwd: root,
-    input,
-    encoding: 'utf8',
-    env: { ...process.env, LAYERSKIP_FROM_SOURCE: '1' },
-    timeout: 60000,
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
 
 describe('CLI', function () {
   let modelDir: string;

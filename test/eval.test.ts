@@ -2,19 +2,16 @@
 // by max_batch / max_logit_rows), the binding's argument checks, the cache left usable, the exit-layer
 // recommendation on synthetic rows, and `layerskip eval`.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { evaluateExitLayers, headCostRatio, recommendExitLayer, type ExitLayerRow, type LayerSkipModel } from '../lib/index.js';
 import { ensureFixtures } from './fixtures/make-fixtures.js';
 import { useFixtureModels } from './helpers/fixture-models.js';
 import { loadNative, tokenSequence } from './helpers/native.js';
 import { referenceGreedy, referenceLogitsAtExit, type ReferenceModel } from './reference/llama.js';
-
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+import { runLayerskip as layerskip } from './helpers/cli.js';
 
 // Reference logits closer than this at the top are a tie the engine's float32 may break either way.
 const TIE_MARGIN = 1e-3;
@@ -238,15 +235,6 @@ describe('layerskip eval', function () {
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
-  function layerskip(args: string[]) {
-    const result = spawnSync(process.execPath, [path.join(root, 'bin', 'layerskip.js'), ...args], {
-      cwd: root,
-      encoding: 'utf8',
-      env: { ...process.env, LAYERSKIP_FROM_SOURCE: '1' },
-      timeout: 60000,
-    });
-    return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-  }
 
   it('prints one table row per layer and a recommendation', function () {
     const run = layerskip(['eval', '--model', modelDir, '--data', dataFile, '--window', '16']);

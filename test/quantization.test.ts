@@ -4,7 +4,6 @@
 // head, speculative sampling through the draft head still draws from the model's distribution (chi-square), and
 // every bad input gets a clear error with nothing half-written left behind.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,8 +16,9 @@ import { loadNativeBinding, type NativeModel } from '../lib/native.js';
 import { writeCheckpoint } from './fixtures/checkpoint-writer.js';
 import { ensureFixtures } from './fixtures/make-fixtures.js';
 import { logitsFor, maxRelativeError, sameBits, tokenSequence } from './helpers/native.js';
-import { chiSquare } from './helpers/statistics.js';
+import { chiSquare, seededGenerations } from './helpers/statistics.js';
 import { loadReference, referenceLogits } from './reference/llama.js';
+import { runLayerskip as layerskip } from './helpers/cli.js';
 
 // The engine runs the dequantized weights exactly (core/quant.h), so the f32 tolerance of engine.test.ts holds.
 const LOGIT_TOLERANCE = 2e-4;
@@ -159,17 +159,8 @@ describe('quantized weights', function () {
     const runs = 2000;
     const prompt = [5, 77, 300];
     const sampling = { maxSteps: 4, sample: true, temperature: 1, topK: 12, topP: 1 } as const;
-    const collect = async (native: NativeModel, options: GenerationOptions, seedBase: number) => {
-      const samples: number[][] = [];
-      const context = native.createContext({ contextLength: 64 });
-      const sequence = new Sequence(context, 64, 8);
-      for (let run = 0; run < runs; run++) {
-        const resolved = resolveOptions({ ...options, seed: seedBase + run, stopTokenIds: [] }, { numLayers: 8, vocabSize: 512, eosTokenIds: [] });
-        samples.push((await runGeneration({ sequence, promptIds: prompt, options: resolved, device: 'cpu' })).tokenIds);
-      }
-      context.dispose();
-      return samples;
-    };
+    const collect = (native: NativeModel, options: GenerationOptions, seedBase: number) =>
+      seededGenerations(native, prompt, options, runs, seedBase);
     try {
       const autoregressive = await collect(plain, sampling, 0);
       const speculative = await collect(drafted, { ...sampling, generationStrategy: 'self_speculative', exitLayer: 3, numSpeculations: 3 }, 1_000_000);
@@ -287,13 +278,6 @@ describe('quantized weights', function () {
   });
 
   describe('CLI', function () {
-    const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-    const layerskip = (args: string[]) => {
-      const run = spawnSync(process.execPath, [path.join(root, 'bin', 'layerskip.js'), ...args], {
-        cwd: root, encoding: 'utf8', env: { ...process.env, LAYERSKIP_FROM_SOURCE: '1' }, timeout: 60000,
-      });
-      return { code: run.status, stdout: run.stdout, stderr: run.stderr };
-    };
 
     it('quantize writes a folder generate runs from; --weights and --draft-head work on generate', function () {
       const model = ensureFixtures(['tok-llama3'])['tok-llama3'];

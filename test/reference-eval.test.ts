@@ -3,11 +3,9 @@
 // same vocabulary, KL, top-1 agreement and both perplexities equal an independent computation from the TS reference
 // model's logits; windows longer than one logits chunk, the model's queue and cache, and vocabulary mismatches.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { evaluateExitLayers } from '../lib/eval/exit-layer-eval.js';
 import { LOGIT_ROWS_PER_CHUNK } from '../lib/eval/logit-rows.js';
@@ -18,8 +16,8 @@ import { ensureFixtures } from './fixtures/make-fixtures.js';
 import { useFixtureModels } from './helpers/fixture-models.js';
 import { tokenSequence } from './helpers/native.js';
 import { argmax, loadReference, referenceGreedy, referenceLogits, softmax, type ReferenceModel } from './reference/llama.js';
+import { runLayerskip as layerskip } from './helpers/cli.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CONTEXT_LENGTH = 128;
 // Reference logits closer than this at the top are a tie the engine's float32 may break either way.
 const TIE_MARGIN = 1e-3;
@@ -242,15 +240,6 @@ describe('layerskip eval --reference', function () {
     fs.rmSync(scratch, { recursive: true, force: true });
   });
 
-  function layerskip(args: string[]) {
-    const result = spawnSync(process.execPath, [path.join(root, 'bin', 'layerskip.js'), ...args], {
-      cwd: root,
-      encoding: 'utf8',
-      env: { ...process.env, LAYERSKIP_FROM_SOURCE: '1' },
-      timeout: 60000,
-    });
-    return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-  }
 
   it('prints the exit-layer table, then the vs-reference block', function () {
     const run = layerskip(['eval', '--model', perturbedDir, '--data', dataFile, '--window', '16', '--timing', 'False', '--reference', modelDir]);

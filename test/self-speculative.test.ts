@@ -3,7 +3,6 @@
 // inside an accepted block leave the cache exactly as autoregressive decoding does, and seeded speculative
 // sampling draws from the autoregressive distribution (chi-square).
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -17,7 +16,8 @@ import { type CheckpointSpec, writeCheckpoint } from './fixtures/checkpoint-writ
 import { SpeculativeStreamer } from '../lib/cli/speculative-streamer.js';
 import { ensureFixtures } from './fixtures/make-fixtures.js';
 import { loadNative, tokenSequence } from './helpers/native.js';
-import { chiSquare } from './helpers/statistics.js';
+import { chiSquare, seededGenerations } from './helpers/statistics.js';
+import { runLayerskip as layerskip } from './helpers/cli.js';
 
 const CONTEXT_LENGTH = 512;
 
@@ -271,17 +271,7 @@ describe('self-speculative decoding', function () {
     const prompt = [5, 77, 300];
     const sampling = { maxSteps: 4, sample: true, temperature: 1, topK: 12, topP: 1 } as const;
     const speculative = { generationStrategy: 'self_speculative', exitLayer: 3, numSpeculations: 3 } as const;
-    const collect = async (options: GenerationOptions, seedBase: number) => {
-      const samples: number[][] = [];
-      const context = native.createContext({ contextLength: 64 });
-      const sequence = new Sequence(context, 64, 8);
-      for (let run = 0; run < runs; run++) {
-        const resolved = resolveOptions({ ...options, seed: seedBase + run, stopTokenIds: [] }, { numLayers: 8, vocabSize: 512, eosTokenIds: [] });
-        samples.push((await runGeneration({ sequence, promptIds: prompt, options: resolved, device: 'cpu' })).tokenIds);
-      }
-      context.dispose();
-      return samples;
-    };
+    const collect = (options: GenerationOptions, seedBase: number) => seededGenerations(native, prompt, options, runs, seedBase);
     const autoregressive = await collect(sampling, 0);
     const selfSpeculative = await collect({ ...sampling, ...speculative }, 1_000_000);
     const earlyExit = await collect({ ...sampling, exitLayer: 3 }, 2_000_000);
@@ -304,13 +294,6 @@ describe('self-speculative decoding', function () {
 });
 
 describe('self-speculative CLI', function () {
-  const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-  const layerskip = (args: string[]) => {
-    const run = spawnSync(process.execPath, [path.join(root, 'bin', 'layerskip.js'), ...args], {
-      cwd: root, encoding: 'utf8', env: { ...process.env, LAYERSKIP_FROM_SOURCE: '1' }, timeout: 60000,
-    });
-    return { code: run.status, stdout: run.stdout, stderr: run.stderr };
-  };
   let modelDir: string;
   let promptsFile: string;
   before(function () {

@@ -1,4 +1,31 @@
-// Statistical checks shared by the sampling tests.
+// Statistical checks shared by the sampling tests, and the seeded generations they compare.
+import { runGeneration } from '../../lib/generation/generate.js';
+import { resolveOptions, type GenerationOptions } from '../../lib/generation/options.js';
+import { Sequence } from '../../lib/generation/sequence.js';
+import type { NativeModel } from '../../lib/native.js';
+
+/** `runs` generations of `prompt` on one fresh context, seeds seedBase, seedBase + 1, …: each run's token ids. */
+export async function seededGenerations(
+  native: NativeModel,
+  prompt: number[],
+  options: GenerationOptions,
+  runs: number,
+  seedBase: number,
+): Promise<number[][]> {
+  const { numLayers, vocabSize } = native.info();
+  const samples: number[][] = [];
+  const context = native.createContext({ contextLength: 64 });
+  try {
+    const sequence = new Sequence(context, 64, numLayers);
+    for (let run = 0; run < runs; run++) {
+      const resolved = resolveOptions({ ...options, seed: seedBase + run, stopTokenIds: [] }, { numLayers, vocabSize, eosTokenIds: [] });
+      samples.push((await runGeneration({ sequence, promptIds: prompt, options: resolved, device: 'cpu' })).tokenIds);
+    }
+  } finally {
+    context.dispose();
+  }
+  return samples;
+}
 
 // Two-sample chi-square test of homogeneity at α = 0.001; the critical value by Wilson–Hilferty.
 export function chiSquare(a: number[], b: number[]): { statistic: number; critical: number; df: number } {
