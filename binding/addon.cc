@@ -5,6 +5,7 @@
 #include "../core/host_bandwidth.h"
 #include "../cpu/cpu_features.h"
 #include "args.h"
+#include "batch_wrap.h"
 #include "context_wrap.h"
 #include "model_wrap.h"
 #include "quantize_worker.h"
@@ -67,6 +68,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("quantizeCheckpoint", Napi::Function::New(env, QuantizeCheckpoint));
   ModelWrap::Register(env, exports);
   ContextWrap::Register(env, exports);
+  BatchWrap::Register(env, exports);
   TrainerWrap::Register(env, exports);
   exports.Set("cudaCompiledIn", Napi::Boolean::New(env, cuda_compiled_in()));
   return exports;

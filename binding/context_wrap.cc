@@ -7,6 +7,7 @@
 #include "../core/exit_evaluation.h"
 #include "args.h"
 #include "promise_worker.h"
+#include "sampling_args.h"
 #include "model_wrap.h"
 
 namespace layerskip::binding {
@@ -144,28 +145,7 @@ Napi::Value ContextWrap::EvaluateExitLayers(const Napi::CallbackInfo& info) {
 }
 
 SamplingParams ContextWrap::sampling_params(const Napi::Object& options) const {
-  SamplingParams params;
-  params.temperature = float(number_field(options, "temperature", 0.0, 0.0, 1e6));
-  params.top_k = integer_field(options, "topK", 0, 0, model_wrap_->model()->config().vocab_size);
-  params.top_p = float(number_field(options, "topP", 1.0, 0.0, 1.0));
-  return params;
-}
-
-// options.uniforms: a Float64Array of at least `count` values in [0, 1), required when sampling.
-std::vector<double> ContextWrap::uniforms_field(const Napi::Object& options, const SamplingParams& params, int count,
-                                                const char* expectation) const {
-  Napi::Env env = options.Env();
-  Napi::Value value = options.Get("uniforms");
-  if (value.IsUndefined()) {
-    if (params.temperature > 0) throw Napi::TypeError::New(env, "sampling (temperature > 0) needs uniforms");
-    return {};
-  }
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
-    throw Napi::TypeError::New(env, "uniforms must be a Float64Array");
-  }
-  Napi::Float64Array array = value.As<Napi::Float64Array>();
-  if (int(array.ElementLength()) < count) throw Napi::RangeError::New(env, std::string("uniforms needs ") + expectation);
-  return std::vector<double>(array.Data(), array.Data() + array.ElementLength());
+  return sampling_params_field(options, model_wrap_->model()->config().vocab_size);
 }
 
 // reserveSpeculation(numSpeculations): sizes the exit cache for up to numSpeculations drafts per step.

@@ -21,6 +21,8 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   static Napi::FunctionReference constructor;
   Context* context() const { return context_.get(); }
   void set_busy(bool busy) { busy_ = busy; }
+  // The context, or a JS Error naming `method` when it is disposed or busy.
+  Context* live_context(const Napi::Env& env, const char* method) const;
 
  private:
   Napi::Value Evaluate(const Napi::CallbackInfo& info);
@@ -37,10 +39,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   Napi::Value ContextLength(const Napi::CallbackInfo& info);
   Napi::Value LayerLength(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
-  Context* live_context(const Napi::Env& env, const char* method) const;
   SamplingParams sampling_params(const Napi::Object& options) const;
-  std::vector<double> uniforms_field(const Napi::Object& options, const SamplingParams& params, int count,
-                                     const char* expectation) const;
   void ReleaseResources();
 
   std::unique_ptr<Context> context_;

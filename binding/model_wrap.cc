@@ -2,6 +2,7 @@
 
 #include "../core/backend_factory.h"
 #include "args.h"
+#include "batch_wrap.h"
 #include "context_wrap.h"
 #include "progress_worker.h"
 
@@ -59,6 +60,7 @@ void ModelWrap::Register(Napi::Env env, Napi::Object exports) {
                                    {StaticMethod<&ModelWrap::Load>("load"),
                                     InstanceMethod<&ModelWrap::Info>("info"),
                                     InstanceMethod<&ModelWrap::CreateContext>("createContext"),
+                                    InstanceMethod<&ModelWrap::CreateBatch>("createBatch"),
                                     InstanceMethod<&ModelWrap::Dispose>("dispose")});
   constructor = Napi::Persistent(cls);
   constructor.SuppressDestruct();
@@ -137,6 +139,14 @@ Napi::Value ModelWrap::CreateContext(const Napi::CallbackInfo& info) {
   if (!model_) throw Napi::Error::New(env, "model has been disposed");
   Napi::Object options = object_arg(info, 0, "options");
   return ContextWrap::constructor.New({Value(), options});
+}
+
+// createBatch({ maxRows, maxLogitRows }) → NativeBatch stepping this model's contexts together.
+Napi::Value ModelWrap::CreateBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!model_) throw Napi::Error::New(env, "model has been disposed");
+  Napi::Object options = object_arg(info, 0, "options");
+  return BatchWrap::constructor.New({Value(), options});
 }
 
 Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {

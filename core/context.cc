@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "layer_forward.h"
 #include "rope_table.h"
 
 namespace layerskip {
@@ -96,40 +97,15 @@ Status Context::run_layers(int layer_begin, int layer_end, int n, int start_pos)
                            " positions but new tokens start at position " + std::to_string(start_pos));
     }
   }
-  const int dim = c.hidden_size, q_dim = c.q_dim(), kv_dim = c.kv_dim();
-  const float eps = float(c.rms_norm_eps);
   // Each residual add is fused with the norm that reads its result; the last layer's add has none after it.
-  if (layer_begin < layer_end) {
-    backend_.rmsnorm(normed_, hidden_, model_.weights().layers[layer_begin].attn_norm, n, dim, eps);
-  }
+  const ModelWeights& weights = model_.weights();
+  if (layer_begin == layer_end) return Status::ok();
+  backend_.rmsnorm(normed_, hidden_, weights.layers[layer_begin].attn_norm, n, c.hidden_size, float(c.rms_norm_eps));
+  ForwardBuffers buffers{hidden_, normed_, query_, attention_out_, projection_, gate_, up_, nullptr, nullptr};
   for (int l = layer_begin; l < layer_end; l++) {
-    const LayerWeights& w = model_.weights().layers[l];
-    float* keys = key_cache_[l] + size_t(start_pos) * kv_dim;    // (n, kv_dim) slots for the new tokens
-    float* values = value_cache_[l] + size_t(start_pos) * kv_dim;
-
-    // Attention block (normed_ holds attn_norm(hidden_)): project straight into the cache, rotate, attend,
-    // project out, residual + ffn_norm.
-    backend_.matmul(query_, normed_, w.q_proj, n, q_dim);
-    backend_.matmul(keys, normed_, w.k_proj, n, kv_dim);
-    backend_.matmul(values, normed_, w.v_proj, n, kv_dim);
-    backend_.rope(query_, n, q_dim, c.num_heads, c.head_dim, start_pos, rope_cos_, rope_sin_);
-    backend_.rope(keys, n, kv_dim, c.num_kv_heads, c.head_dim, start_pos, rope_cos_, rope_sin_);
-    backend_.attention(attention_out_, query_, key_cache_[l], value_cache_[l], n, start_pos, c.num_heads,
-                       c.num_kv_heads, c.head_dim);
-    backend_.matmul(projection_, attention_out_, w.o_proj, n, dim);
-    backend_.add_rmsnorm(hidden_, normed_, projection_, w.ffn_norm, n, dim, eps);
-
-    // MLP block (normed_ holds ffn_norm(hidden_)): SwiGLU, residual + the next layer's attn_norm.
-    backend_.matmul(gate_, normed_, w.gate_proj, n, c.intermediate_size);
-    backend_.matmul(up_, normed_, w.up_proj, n, c.intermediate_size);
-    backend_.swiglu(gate_, gate_, up_, size_t(n) * c.intermediate_size);
-    backend_.matmul(projection_, gate_, w.down_proj, n, dim);
-    if (l + 1 < layer_end) {
-      backend_.add_rmsnorm(hidden_, normed_, projection_, model_.weights().layers[l + 1].attn_norm, n, dim, eps);
-    } else {
-      backend_.add(hidden_, projection_, size_t(n) * dim);
-    }
-
+    SequenceSpan span{0, n, start_pos, key_cache_[l], value_cache_[l], rope_cos_, rope_sin_};
+    const float* next_norm = l + 1 < layer_end ? weights.layers[l + 1].attn_norm : nullptr;
+    run_layer(backend_, c, weights.layers[l], next_norm, buffers, n, &span, 1);
     layer_length_[l] = start_pos + n;
   }
   return Status::ok();

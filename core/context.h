@@ -93,7 +93,15 @@ class Context {
   Status allocate(float** buffer, size_t count);
   Status check_step_lengths(const char* step, int layers_below_exit) const;
   bool same_sampling(const SamplingParams& params) const;
-  Status pick_verified(int row_begin, int count, const SamplingParams& params, const double* uniforms, VerifyRow* out);
+  // The steps of draft() and verify(), shared with BatchRunner (which runs the passes batched with other contexts).
+  Status begin_draft_pass(int32_t token, int exit_layer, const SamplingParams& params, int* position);
+  void keep_exit_row(const float* hidden_row);
+  Status propose_draft(const float* logits_row, const SamplingParams& params, double uniform, DraftProposal* out);
+  Status begin_verify(int draft_count, const SamplingParams& params, const double* uniforms, int* pending_position);
+  Status start_verify_rows(int draft_count);
+  Status pick_verified(const float* logits, int row_begin, int count, const SamplingParams& params,
+                       const double* uniforms, VerifyRow* out);
+  friend class BatchRunner;
 
   const Model& model_;
   Backend& backend_;

@@ -52,11 +52,12 @@ Status Context::check_step_lengths(const char* step, int layers_below_exit) cons
   return Status::ok();
 }
 
-Status Context::draft(int32_t token, int exit_layer, const SamplingParams& params, double uniform, DraftProposal* out) {
+// Validates a draft pass from `token` and returns the position its row takes: a new step when the exit cache is
+// empty (every layer then holds the committed length n), else the continuation from the previous proposal.
+Status Context::begin_draft_pass(int32_t token, int exit_layer, const SamplingParams& params, int* position) {
   const ModelConfig& c = model_.config();
   if (exit_capacity_ == 0) return Status::error("draft: call reserve_speculation(numSpeculations) first");
   if (exit_rows_ == 0) {
-    // A new step: every layer must hold the same committed length n.
     if (exit_layer < 1 || exit_layer > c.num_layers) {
       return Status::error("draft: exit layer " + std::to_string(exit_layer) + " outside [1, " +
                            std::to_string(c.num_layers) + "]");
@@ -78,25 +79,40 @@ Status Context::draft(int32_t token, int exit_layer, const SamplingParams& param
     return Status::error("draft: the exit cache holds " + std::to_string(exit_capacity_) + " rows; verify first");
   }
   LS_RETURN_IF_ERROR(check_step_lengths("draft", exit_rows_));
+  *position = speculation_start_ + exit_rows_;
+  return Status::ok();
+}
 
-  // Layers [0, E) for the one token; its hidden state becomes exit row `exit_rows_`.
-  LS_RETURN_IF_ERROR(embed(&token, 1));
-  LS_RETURN_IF_ERROR(run_layers(0, exit_layer_, 1, speculation_start_ + exit_rows_));
-  backend_.copy(exit_cache_ + size_t(exit_rows_) * c.hidden_size, hidden_, c.hidden_size);
+// The layer-E hidden state (backend memory, one row) of the pass at the next exit row.
+void Context::keep_exit_row(const float* hidden_row) {
+  const int dim = model_.config().hidden_size;
+  backend_.copy(exit_cache_ + size_t(exit_rows_) * dim, hidden_row, dim);
   exit_rows_++;
+}
 
-  // The proposal from logits row 0 (through the draft head); sampling keeps the row's distribution on the backend
-  // for the acceptance rule.
-  LS_RETURN_IF_ERROR(compute_logits(0, 1, /*draft=*/true));
+// The proposal of the pass that filled the last exit row, from its draft-head logits row; sampling keeps the row's
+// distribution on the backend for the acceptance rule.
+Status Context::propose_draft(const float* logits_row, const SamplingParams& params, double uniform, DraftProposal* out) {
   SampledToken picked;
   if (speculation_sampled_) {
-    LS_RETURN_IF_ERROR(speculative_sampler_->sample_draft(&picked, logits_, params, uniform, exit_rows_ - 1));
+    LS_RETURN_IF_ERROR(speculative_sampler_->sample_draft(&picked, logits_row, params, uniform, exit_rows_ - 1));
   } else {
-    LS_RETURN_IF_ERROR(backend_.sample(&picked, logits_, 1, c.vocab_size, params, nullptr));
+    LS_RETURN_IF_ERROR(backend_.sample(&picked, logits_row, 1, model_.config().vocab_size, params, nullptr));
   }
   *out = {picked.token, picked.probability, picked.top_probability};
   draft_tokens_.push_back(out->token);
   return Status::ok();
+}
+
+Status Context::draft(int32_t token, int exit_layer, const SamplingParams& params, double uniform, DraftProposal* out) {
+  int position = 0;
+  LS_RETURN_IF_ERROR(begin_draft_pass(token, exit_layer, params, &position));
+  // Layers [0, E) for the one token; its hidden state becomes the next exit row.
+  LS_RETURN_IF_ERROR(embed(&token, 1));
+  LS_RETURN_IF_ERROR(run_layers(0, exit_layer_, 1, position));
+  keep_exit_row(hidden_);
+  LS_RETURN_IF_ERROR(compute_logits(0, 1, /*draft=*/true));
+  return propose_draft(logits_, params, uniform, out);
 }
 
 Status Context::draft_run(int32_t token, int exit_layer, const SamplingParams& params, int max_drafts,
@@ -118,8 +134,10 @@ Status Context::draft_run(int32_t token, int exit_layer, const SamplingParams& p
   }
 }
 
-Status Context::verify(int draft_count, const SamplingParams& params, const double* uniforms, VerifyRow* out) {
-  const ModelConfig& c = model_.config();
+// Validates verify(draft_count). When the last proposal has not been through [0, E) yet (draft_count = exit rows),
+// *pending_position is the position that pass takes, else -1.
+Status Context::begin_verify(int draft_count, const SamplingParams& params, const double* uniforms,
+                             int* pending_position) {
   if (exit_rows_ == 0) return Status::error("verify: nothing was drafted");
   if (draft_count != exit_rows_ && draft_count != exit_rows_ - 1) {
     return Status::error("verify: " + std::to_string(draft_count) + " drafts requested after " +
@@ -127,23 +145,38 @@ Status Context::verify(int draft_count, const SamplingParams& params, const doub
   }
   if (!same_sampling(params)) return Status::error("verify: sampling differs from the drafts'");
   if (speculation_sampled_ && uniforms == nullptr) return Status::error("verify: sampling needs uniforms");
-
-  // The last proposal has not been through [0, E) yet when it is verified.
+  *pending_position = -1;
   if (draft_count == exit_rows_) {
     if (exit_rows_ >= exit_capacity_) return Status::error("verify: the exit cache is full");
     LS_RETURN_IF_ERROR(check_step_lengths("verify", exit_rows_));
+    *pending_position = speculation_start_ + exit_rows_;
+  }
+  return Status::ok();
+}
+
+// After the pending pass (if any): the draft_count + 1 exit rows [x, d1 … dj] at positions from speculation_start
+// go through [E, L). The exit cache restarts whatever happens next.
+Status Context::start_verify_rows(int draft_count) {
+  LS_RETURN_IF_ERROR(check_step_lengths("verify", draft_count + 1));
+  draft_tokens_.resize(draft_count);
+  exit_rows_ = 0;
+  return Status::ok();
+}
+
+Status Context::verify(int draft_count, const SamplingParams& params, const double* uniforms, VerifyRow* out) {
+  const ModelConfig& c = model_.config();
+  int pending_position = -1;
+  LS_RETURN_IF_ERROR(begin_verify(draft_count, params, uniforms, &pending_position));
+  if (pending_position >= 0) {
     int32_t last = draft_tokens_[draft_count - 1];
     LS_RETURN_IF_ERROR(embed(&last, 1));
-    LS_RETURN_IF_ERROR(run_layers(0, exit_layer_, 1, speculation_start_ + exit_rows_));
-    backend_.copy(exit_cache_ + size_t(exit_rows_) * c.hidden_size, hidden_, c.hidden_size);
-    exit_rows_++;
+    LS_RETURN_IF_ERROR(run_layers(0, exit_layer_, 1, pending_position));
+    keep_exit_row(hidden_);
   }
   const int rows = draft_count + 1;
-  LS_RETURN_IF_ERROR(check_step_lengths("verify", rows));
-  draft_tokens_.resize(draft_count);
+  LS_RETURN_IF_ERROR(start_verify_rows(draft_count));
 
   // Layers [E, L) once over the k + 1 positions [x, d1 … dk], starting from their exit rows.
-  exit_rows_ = 0;  // the exit cache restarts whatever happens next
   backend_.copy(hidden_, exit_cache_, size_t(rows) * c.hidden_size);
   LS_RETURN_IF_ERROR(run_layers(exit_layer_, c.num_layers, rows, speculation_start_));
 
@@ -151,22 +184,22 @@ Status Context::verify(int draft_count, const SamplingParams& params, const doub
   for (int begin = 0; begin < rows; begin += max_logit_rows_) {
     int count = std::min(max_logit_rows_, rows - begin);
     LS_RETURN_IF_ERROR(compute_logits(begin, count));
-    LS_RETURN_IF_ERROR(pick_verified(begin, count, params, uniforms, out));
+    LS_RETURN_IF_ERROR(pick_verified(logits_, begin, count, params, uniforms, out));
   }
   return Status::ok();
 }
 
-// Fills out[row_begin, row_begin + count) from logits rows [0, count).
-Status Context::pick_verified(int row_begin, int count, const SamplingParams& params, const double* uniforms,
-                              VerifyRow* out) {
+// Fills out[row_begin, row_begin + count) from `count` logits rows (backend memory).
+Status Context::pick_verified(const float* logits, int row_begin, int count, const SamplingParams& params,
+                              const double* uniforms, VerifyRow* out) {
   const int vocab = model_.config().vocab_size;
   const int draft_count = int(draft_tokens_.size());
   if (speculation_sampled_) {
-    return speculative_sampler_->verify(out + row_begin, logits_, row_begin, count, draft_count, draft_tokens_.data(),
+    return speculative_sampler_->verify(out + row_begin, logits, row_begin, count, draft_count, draft_tokens_.data(),
                                         params, uniforms + row_begin);
   }
   std::vector<SampledToken> picked(count);
-  LS_RETURN_IF_ERROR(backend_.sample(picked.data(), logits_, count, vocab, params, nullptr));
+  LS_RETURN_IF_ERROR(backend_.sample(picked.data(), logits, count, vocab, params, nullptr));
   for (int i = 0; i < count; i++) {
     int row = row_begin + i;
     bool checks_draft = row < draft_count;

@@ -9,6 +9,7 @@ import { Sequence } from './generation/sequence.js';
 import {
   loadNativeBinding,
   type LoadProgressCallback,
+  type NativeBatch,
   type NativeContext,
   type NativeCpuInfo,
   type NativeExitLayerSums,
@@ -229,6 +230,26 @@ export class LayerSkipModel {
       }
       return median(times);
     });
+  }
+
+  /**
+   * Native resources for a batching engine (lib/server/batch-engine.ts): `slots` fresh contexts of `contextLength`
+   * positions and one batch runner stepping them together. The caller disposes them before the model.
+   */
+  createBatchResources(slots: number, options: { contextLength: number; maxRows: number; maxLogitRows: number }): {
+    batch: NativeBatch;
+    contexts: NativeContext[];
+  } {
+    if (!this.native) throw new Error('the model has been disposed');
+    const contexts: NativeContext[] = [];
+    try {
+      for (let i = 0; i < slots; i++) contexts.push(this.native.createContext({ contextLength: options.contextLength }));
+      const batch = this.native.createBatch({ maxRows: options.maxRows, maxLogitRows: options.maxLogitRows });
+      return { batch, contexts };
+    } catch (error) {
+      for (const context of contexts) context.dispose();
+      throw error;
+    }
   }
 
   /** Token ids of `text` as this model's tokenizer encodes a prompt. */

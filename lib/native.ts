@@ -201,9 +201,32 @@ export interface NativeContextOptions {
   maxLogitRows?: number;
 }
 
+/** One sequence's work in a batched step (core/batch.h): its context and what it runs. */
+export type NativeBatchItem = NativeSamplingOptions & { context: NativeContext; uniforms?: Float64Array } & (
+    | { kind: 'forward'; tokens: Int32Array; layerEnd: number; pick: boolean }
+    | { kind: 'draft'; token: number; exitLayer: number }
+    | { kind: 'verify'; draftCount: number }
+  );
+
+/** Per item, in order: forward { token, probability } when it picks; draft a proposal; verify its rows. */
+export type NativeBatchResult = Partial<NativeDraftProposal> & Partial<NativeVerifyResult>;
+
+/**
+ * Steps several contexts of one model in one forward pass: every layer's weights are read once for all rows, each
+ * sequence attends over its own cache. Results are bit-identical to the same calls on each context alone.
+ */
+export interface NativeBatch {
+  step(items: NativeBatchItem[]): Promise<NativeBatchResult[]>;
+  /** Rows one layer may hold in a step, and logit rows (picks + drafts + verify rows) a step may produce. */
+  maxRows(): number;
+  maxLogitRows(): number;
+  dispose(): void;
+}
+
 export interface NativeModel {
   info(): NativeModelInfo;
   createContext(options?: NativeContextOptions): NativeContext;
+  createBatch(options: { maxRows: number; maxLogitRows: number }): NativeBatch;
   dispose(): void;
 }
 

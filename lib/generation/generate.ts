@@ -2,15 +2,14 @@
 // limits, cancellation, streaming text and statistics. Strategies only produce token ids; this file decides when
 // to stop and what the caller sees.
 import type { LlamaTokenizer } from '../tokenizer.js';
-import { StreamingDetokenizer } from '../tokenizer.js';
 import { decodeAutoregressive, type EmitTokens } from './autoregressive.js';
 import type { ResolvedOptions } from './options.js';
 import { Random } from './random.js';
 import { decodeSelfSpeculative, newSpeculationCounters } from './self-speculative.js';
 import type { Sampling, Sequence } from './sequence.js';
-import { StopStringMatcher } from './stop-strings.js';
+import { GenerationOutput, type FinishReason } from './output.js';
 
-export type FinishReason = 'stop_token' | 'stop_string' | 'length' | 'context_full' | 'abort';
+export type { FinishReason } from './output.js';
 
 export interface GenerationStats {
   promptTokens: number;
@@ -66,16 +65,8 @@ export async function runGeneration(job: GenerationJob): Promise<GenerationResul
   const { sequence, tokenizer, promptIds, options } = job;
   const sampling: Sampling = { temperature: options.temperature, topK: options.topK, topP: options.topP };
   const random = new Random(options.seed);
-  const detokenizer = tokenizer ? new StreamingDetokenizer(tokenizer) : { push: () => '', flush: () => '' };
-  const stopMatcher = new StopStringMatcher(options.stopStrings);
-  const generated: number[] = [];
-  let text = '';
-  let finishReason = 'length' as FinishReason; // assigned inside emit(), so not narrowed
-  const publish = (piece: string) => {
-    if (piece.length === 0) return;
-    text += piece;
-    job.onText?.(piece);
-  };
+  const output = new GenerationOutput(tokenizer, options.stopTokenIds, options.stopStrings, options.maxSteps, job.onText);
+  const generated = output.tokenIds;
 
   const counters = newSpeculationCounters();
   const started = performance.now();
@@ -112,31 +103,9 @@ export async function runGeneration(job: GenerationJob): Promise<GenerationResul
 
   // Decides, token by token, whether generation goes on.
   const emit: EmitTokens = (tokens) => {
-    for (const token of tokens) {
-      if (options.stopTokenIds.has(token)) {
-        finishReason = 'stop_token';
-        return false;
-      }
-      generated.push(token);
-      const check = stopMatcher.push(detokenizer.push(token));
-      publish(check.emit);
-      if (check.stopped) {
-        finishReason = 'stop_string';
-        return false;
-      }
-      if (generated.length >= options.maxSteps) {
-        finishReason = 'length';
-        return false;
-      }
-    }
-    if (options.signal?.aborted) {
-      finishReason = 'abort';
-      return false;
-    }
-    if (sequence.length + 1 >= sequence.contextLength) {
-      finishReason = 'context_full';
-      return false;
-    }
+    for (const token of tokens) if (!output.push(token)) return false;
+    if (options.signal?.aborted) return output.end('abort');
+    if (sequence.length + 1 >= sequence.contextLength) return output.end('context_full');
     return true;
   };
 
@@ -160,13 +129,9 @@ export async function runGeneration(job: GenerationJob): Promise<GenerationResul
       await decodeSelfSpeculative(sequence, first, settings, random, emit, counters);
     }
   } else if (options.signal?.aborted) {
-    finishReason = 'abort';
+    output.end('abort');
   }
-  if (finishReason !== 'stop_string') {
-    const tail = stopMatcher.push(detokenizer.flush());
-    publish(tail.emit);
-    if (tail.stopped) finishReason = 'stop_string';
-    else publish(stopMatcher.flush());
-  }
-  return { text, tokenIds: generated, promptTokenIds: promptIds, finishReason, stats: stats() };
+  output.flush();
+  const finishReason: FinishReason = output.finishReason ?? 'length';
+  return { text: output.text, tokenIds: generated, promptTokenIds: promptIds, finishReason, stats: stats() };
 }
