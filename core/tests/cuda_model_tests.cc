@@ -23,6 +23,7 @@
 #endif
 #include "../context.h"
 #include "../model.h"
+#include "batch_check.h"
 #include "test_framework.h"
 
 namespace layerskip {
@@ -343,6 +344,13 @@ TEST(cuda_emulator_counts_launches_per_decode_token) {
             full << " launches for " << c.num_layers << " layers, " << one_layer << " for one: expected 14 per layer + 5");
 }
 #endif
+
+// Continuous batching on the CUDA backend: batched steps equal single-sequence calls bit for bit.
+TEST(cuda_batch_steps_equal_single_sequence_calls) {
+  RandomCheckpoint checkpoint(kTinyShape, 23);
+  std::unique_ptr<Model> model = load(checkpoint.dir(), true);
+  testing::check_batch_equals_single(*model);
+}
 
 TEST(cuda_speculative_greedy_equals_autoregressive) {
   if (!cuda_available()) return;

@@ -1,10 +1,10 @@
 // `layerskip generate`: stream a continuation to stdout and finish with a stats line (or --json).
-import { loadModel, type Device, type LayerSkipModel } from '../model.js';
+import type { Device } from '../model.js';
 import type { GenerationOptions, GenerationStrategy } from '../generation/options.js';
 import type { GenerationResult } from '../generation/generate.js';
 import { formatHelp, parseArgs, UsageError, type OptionSpecs } from './args.js';
 import { defaultModelDir, readStdin, ENGINE_OPTION_SPECS, engineLoadOptions } from './common.js';
-import { formatMemoryReport, LoadProgressBar } from './load-progress.js';
+import { loadModelWithProgress } from './load-progress.js';
 import { SpeculativeStreamer } from './speculative-streamer.js';
 
 export const generateSpecs: OptionSpecs = {
@@ -68,23 +68,12 @@ export async function runGenerateCommand(argv: string[]): Promise<number> {
   if (prompt === undefined || prompt.length === 0) throw new UsageError('give a prompt with --prompt TEXT or on stdin');
   const modelDir = (options.model as string | undefined) ?? defaultModelDir();
 
-  const progressBar = new LoadProgressBar(process.stderr);
-  const loadStarted = performance.now();
-  let model: LayerSkipModel | undefined;
-  try {
-    model = await loadModel(modelDir, {
-      device: options.device as Device | undefined,
-      threads: options.threads as number | undefined,
-      ...engineLoadOptions(options),
-      contextLength: options['context-length'] as number | undefined,
-      onProgress: progressBar.onProgress,
-    });
-  } finally {
-    if (progressBar.finish() && model) {
-      const seconds = ((performance.now() - loadStarted) / 1000).toFixed(1);
-      process.stderr.write(`loaded in ${seconds} s; ${formatMemoryReport(model.info)}\n`);
-    }
-  }
+  const model = await loadModelWithProgress(modelDir, {
+    device: options.device as Device | undefined,
+    threads: options.threads as number | undefined,
+    ...engineLoadOptions(options),
+    contextLength: options['context-length'] as number | undefined,
+  });
   try {
     const generation: GenerationOptions = {
       maxSteps: options['max-steps'] as number | undefined,

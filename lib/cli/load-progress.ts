@@ -1,7 +1,7 @@
 // Weight-upload progress for the CLI: a one-line `\r` bar on a TTY for models large enough to take a moment, e.g.
 //   loading weights [###############---------------]  50%  1235 / 2470 MB
 // and the memory line printed once loading finished.
-import type { ModelInfo } from '../model.js';
+import { loadModel, type LayerSkipModel, type LoadOptions, type ModelInfo } from '../model.js';
 
 /** Checkpoints at most this large load too quickly for a bar to help. */
 export const PROGRESS_BAR_MIN_BYTES = 256e6;
@@ -61,5 +61,24 @@ export class LoadProgressBar {
   finish(): boolean {
     if (this.shown) this.stream.write('\r\x1b[2K');
     return this.shown;
+  }
+}
+
+/**
+ * Loads a model for a CLI command with the progress bar on stderr and, when the bar was shown, the load time and
+ * memory line after it.
+ */
+export async function loadModelWithProgress(dir: string, options: LoadOptions): Promise<LayerSkipModel> {
+  const progressBar = new LoadProgressBar(process.stderr);
+  const started = performance.now();
+  let model: LayerSkipModel | undefined;
+  try {
+    model = await loadModel(dir, { ...options, onProgress: progressBar.onProgress });
+    return model;
+  } finally {
+    if (progressBar.finish() && model) {
+      const seconds = ((performance.now() - started) / 1000).toFixed(1);
+      process.stderr.write(`loaded in ${seconds} s; ${formatMemoryReport(model.info)}\n`);
+    }
   }
 }

@@ -6,6 +6,7 @@ import { runCorrectnessCommand } from './correctness-command.js';
 import { runEvalCommand } from './eval-command.js';
 import { runGenerateCommand } from './generate-command.js';
 import { runQuantizeCommand } from './quantize-command.js';
+import { runServeCommand } from './serve-command.js';
 import { runTrainCommand } from './train-command.js';
 
 const commands: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
@@ -15,6 +16,7 @@ const commands: Record<string, { summary: string; run: (argv: string[]) => Promi
   eval: { summary: 'per-exit-layer accuracy, perplexity and agreement; recommends an exit layer', run: runEvalCommand },
   benchmark: { summary: 'prefill and decode tok/s on this machine; self-speculative speedup', run: runBenchmarkCommand },
   quantize: { summary: 'write a q8 / q4 quantized copy of a checkpoint', run: runQuantizeCommand },
+  serve: { summary: 'OpenAI-compatible HTTP server with continuous batching', run: runServeCommand },
 };
 
 function mainHelp(): string {

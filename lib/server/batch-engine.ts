@@ -11,6 +11,7 @@
 import type { LayerSkipModel } from '../model.js';
 import type { NativeBatch, NativeBatchItem, NativeBatchResult } from '../native.js';
 import {
+  MAX_NUM_SPECULATIONS,
   QueueFullError,
   type Engine,
   type EngineFinishReason,
@@ -37,9 +38,6 @@ export interface BatchEngineOptions {
   prefillChunk?: number;
   observer?: EngineObserver;
 }
-
-/** The most drafts per round a request may ask for. */
-export const MAX_NUM_SPECULATIONS = 16;
 
 export class BatchEngine implements Engine {
   readonly contextLength: number;

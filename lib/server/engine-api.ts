@@ -12,6 +12,9 @@ export interface EngineSampling {
   topP: number;
 }
 
+/** The most drafts per self-speculative round a request may ask for. */
+export const MAX_NUM_SPECULATIONS = 16;
+
 export interface EngineStrategy {
   generationStrategy: GenerationStrategy;
   /** Layers run before the shared head: the draft depth for self_speculative, the exit for autoregressive. */
