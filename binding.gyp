@@ -15,7 +15,7 @@
         "<!@(node -p \"['core', 'cpu', 'train', 'binding'].flatMap(d => require('fs').readdirSync(d).filter(f => f.endsWith('.cc') && !f.endsWith('_avx2.cc')).map(f => d + '/' + f)).join(' ')\")"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS", "LAYERSKIP_HAVE_AVX2=1", "LAYERSKIP_HAVE_AVX512=1"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_CPP_EXCEPTIONS_ALL", "LAYERSKIP_HAVE_AVX2=1", "LAYERSKIP_HAVE_AVX512=1"],
       "cflags_cc": ["-std=c++17", "-O3", "-ffp-contract=off"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags!": ["-fno-exceptions"],

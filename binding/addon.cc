@@ -3,6 +3,7 @@
 
 #include "../core/backend_factory.h"
 #include "../core/host_bandwidth.h"
+#include "../core/limits.h"
 #include "../cpu/cpu_features.h"
 #include "args.h"
 #include "batch_wrap.h"
@@ -15,7 +16,7 @@ namespace layerskip::binding {
 
 // measureReadBandwidth(threads, megabytes) → bytes per second (synchronous; for benchmarks only).
 static Napi::Value MeasureReadBandwidth(const Napi::CallbackInfo& info) {
-  int threads = int(integer_arg(info, 0, "threads", 0, 1024));
+  const int threads = thread_count_for(int(integer_arg(info, 0, "threads", 0, kMaxThreads)));
   int64_t megabytes = integer_arg(info, 1, "megabytes", 16, 1 << 16);
   return Napi::Number::New(info.Env(), measure_host_read_bandwidth(threads, size_t(megabytes) << 20, 5));
 }

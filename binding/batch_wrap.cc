@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "args.h"
+#include "guard.h"
 #include "context_wrap.h"
 #include "model_wrap.h"
 #include "sampling_args.h"
@@ -89,7 +90,7 @@ class StepWorker : public Napi::AsyncWorker {
       item.verified = data.verified.empty() ? nullptr : data.verified.data();
       items.push_back(item);
     }
-    Status status = runner_->run(items);
+    Status status = guarded("batch step", [&] { return runner_->run(items); });
     if (!status.is_ok()) SetError(status.message());
   }
 

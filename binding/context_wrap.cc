@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <functional>
+#include <unistd.h>
 #include <vector>
 
 #include "../core/exit_evaluation.h"
+#include "../core/limits.h"
 #include "args.h"
 #include "promise_worker.h"
 #include "sampling_args.h"
@@ -13,6 +15,32 @@
 namespace layerskip::binding {
 
 Napi::FunctionReference ContextWrap::constructor;
+
+namespace {
+
+// The KV cache and RoPE tables (built on the host, then copied) of a context of `length` positions, in checked
+// 64-bit arithmetic; refused before anything is allocated when they exceed this machine's memory (for a device
+// with memory of its own, its free memory after the weights).
+Status check_context_memory(const Model& model, int length) {
+  const ModelConfig& c = model.config();
+  uint64_t kv_bytes = 0, rope_bytes = 0, total = 0;
+  const bool fits = checked_mul(uint64_t(length), uint64_t(c.kv_dim()) * 2 * sizeof(float), &kv_bytes) &&
+                    checked_mul(kv_bytes, uint64_t(c.num_layers), &kv_bytes) &&
+                    checked_mul(uint64_t(length), uint64_t(c.head_dim) * 2 * sizeof(float), &rope_bytes) &&
+                    checked_add(kv_bytes, rope_bytes, &total);
+  const BackendMemory& memory = model.memory_after_load();
+  const uint64_t available = memory.has_device_memory
+                                 ? uint64_t(memory.device_free_bytes)
+                                 : uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGE_SIZE));
+  if (fits && total <= available) return Status::ok();
+  return Status::error("contextLength " + std::to_string(length) + " needs " +
+                       (fits ? std::to_string(total >> 20) + " MiB" : std::string("more than 2^64 bytes")) +
+                       " for its KV cache and RoPE tables, more than the " + std::to_string(available >> 20) +
+                       " MiB of " + (memory.has_device_memory ? "free device" : "host") +
+                       " memory; use a smaller contextLength");
+}
+
+}  // namespace
 
 
 void ContextWrap::Register(Napi::Env env, Napi::Object exports) {
@@ -46,10 +74,14 @@ ContextWrap::ContextWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Cont
   if (model_wrap_->model() == nullptr) throw Napi::Error::New(env, "model has been disposed");
   Napi::Object options = info[1].As<Napi::Object>();
   ContextOptions context_options;
-  context_options.context_length = integer_field(options, "contextLength", 0, 0, 1 << 24);
+  context_options.context_length = integer_field(options, "contextLength", 0, 0, kMaxContextLength);
   context_options.max_batch = integer_field(options, "maxBatch", 512, 1, 65536);
   context_options.max_logit_rows = integer_field(options, "maxLogitRows", 64, 1, 4096);
-  Status status = Context::create(*model_wrap_->model(), context_options, &context_);
+  const ModelConfig& config = model_wrap_->model()->config();
+  const int length = context_options.context_length > 0 ? context_options.context_length
+                                                        : std::min(config.max_position_embeddings, 4096);
+  Status status = check_context_memory(*model_wrap_->model(), length);
+  if (status.is_ok()) status = Context::create(*model_wrap_->model(), context_options, &context_);
   if (!status.is_ok()) throw Napi::Error::New(env, status.message());
   model_ref_ = Napi::Persistent(model_object);
   model_wrap_->RetainContext();

@@ -1,8 +1,10 @@
 #include "model_wrap.h"
 
 #include "../core/backend_factory.h"
+#include "../core/limits.h"
 #include "args.h"
 #include "batch_wrap.h"
+#include "guard.h"
 #include "context_wrap.h"
 #include "progress_worker.h"
 
@@ -25,8 +27,10 @@ class LoadWorker : public ProgressWorker {
     options.threads = threads_;
     options.on_progress = forward_progress(progress);
     BackendChoice choice;
-    Status status = make_backend(device_, threads_, cpu_kernels_, &choice);
-    if (status.is_ok()) status = Model::load(dir_, std::move(choice.backend), &model_, options);
+    Status status = guarded("loading the model", [&] {
+      Status made = make_backend(device_, threads_, cpu_kernels_, &choice);
+      return made.is_ok() ? Model::load(dir_, std::move(choice.backend), &model_, options) : made;
+    });
     if (!status.is_ok()) {
       SetError(status.message());
       return;
@@ -80,7 +84,7 @@ Napi::Value ModelWrap::Load(const Napi::CallbackInfo& info) {
   std::string dir = string_arg(info, 0, "dir");
   Napi::Object options = object_arg(info, 1, "options");
   std::string device = string_field(options, "device", "cpu");
-  int threads = integer_field(options, "threads", 0, 0, 1024);
+  const int threads = thread_count_for(integer_field(options, "threads", 0, 0, kMaxThreads));
   std::string cpu_kernels = string_field(options, "cpuKernels", "");
   ModelLoadOptions load_options;
   auto quant_field = [&](const char* key, DType* out) {

@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "../core/status.h"
+#include "guard.h"
 
 namespace layerskip::binding {
 
@@ -16,8 +17,9 @@ class PromiseWorker : public Napi::AsyncWorker {
   using Work = std::function<Status()>;
   using Result = std::function<Napi::Value(Napi::Env)>;
 
-  PromiseWorker(Napi::Env env, Napi::Object owner, Wrap* wrap, Work work, Result result)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), wrap_(wrap), work_(std::move(work)),
+  PromiseWorker(Napi::Env env, Napi::Object owner, Wrap* wrap, Work work, Result result,
+                const char* operation = "native call")
+      : Napi::AsyncWorker(env), resource_name_(operation), deferred_(Napi::Promise::Deferred::New(env)), wrap_(wrap), work_(std::move(work)),
         result_(std::move(result)) {
     owner_ = Napi::Persistent(owner);
   }
@@ -31,7 +33,7 @@ class PromiseWorker : public Napi::AsyncWorker {
   }
 
   void Execute() override {
-    Status status = work_();
+    Status status = guarded(resource_name_, work_);
     if (!status.is_ok()) SetError(status.message());
   }
 
@@ -46,6 +48,7 @@ class PromiseWorker : public Napi::AsyncWorker {
   }
 
  private:
+  const char* resource_name_;  // names the operation in the error of an exception escaping `work`
   Napi::Promise::Deferred deferred_;
   Napi::ObjectReference owner_;  // keeps the wrapped object (and what it owns) alive until the Promise settles
   Wrap* wrap_;

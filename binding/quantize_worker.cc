@@ -1,8 +1,10 @@
 #include "quantize_worker.h"
 
 #include "../core/quant.h"
+#include "../core/limits.h"
 #include "../core/quantize_checkpoint.h"
 #include "args.h"
+#include "guard.h"
 #include "progress_worker.h"
 
 namespace layerskip::binding {
@@ -19,7 +21,7 @@ class QuantizeWorker : public ProgressWorker {
   void Execute(const ExecutionProgress& progress) override {
     QuantizeCheckpointOptions options = options_;
     options.on_progress = forward_progress(progress);
-    Status status = quantize_checkpoint(dir_, out_path_, options, &report_);
+    Status status = guarded("quantizing", [&] { return quantize_checkpoint(dir_, out_path_, options, &report_); });
     if (!status.is_ok()) SetError(status.message());
   }
 
@@ -53,7 +55,7 @@ Napi::Value QuantizeCheckpoint(const Napi::CallbackInfo& info) {
   Napi::Value keep_head = options.Get("keepHead");
   if (!keep_head.IsUndefined() && !keep_head.IsBoolean()) throw Napi::TypeError::New(info.Env(), "keepHead must be a boolean");
   quantize.keep_head = keep_head.IsBoolean() && keep_head.As<Napi::Boolean>().Value();
-  quantize.threads = integer_field(options, "threads", 0, 0, 1024);
+  quantize.threads = thread_count_for(integer_field(options, "threads", 0, 0, kMaxThreads));
   auto* worker = new QuantizeWorker(info.Env(), dir, out_path, quantize, function_field(options, "onProgress"));
   Napi::Promise promise = worker->promise();
   worker->Queue();

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "../core/json.h"
+#include "../core/limits.h"
 #include "args.h"
 #include "promise_worker.h"
 
@@ -40,7 +41,7 @@ TrainerWrap::TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trai
   Napi::Env env = info.Env();
   const std::string config_text = string_arg(info, 0, "configJson");
   Napi::Object options = object_arg(info, 1, "options");
-  const int threads = integer_field(options, "threads", 0, 0, 1024);
+  const int threads = thread_count_for(integer_field(options, "threads", 0, 0, kMaxThreads));
   const int max_rows = integer_field(options, "maxRows", 256, 1, 1 << 16);
   const double seed = number_field(options, "seed", 0, 0, 9007199254740991.0);
   JsonValue json;

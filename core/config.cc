@@ -4,19 +4,22 @@
 #include <cmath>
 #include <sys/stat.h>
 
+#include "limits.h"
 #include "quant.h"
 
 namespace layerskip {
 
 namespace {
 
-bool file_exists(const std::string& path) {
+// Anything at `path` (read_json_file then refuses what is not a regular file, naming it).
+bool path_exists(const std::string& path) {
   struct stat info;
-  return stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode);
+  return stat(path.c_str(), &info) == 0;
 }
 
+// An integer field in [minimum, maximum] (core/limits.h bounds the shape fields).
 Status read_int(const JsonValue& json, const std::string& path, const char* key, bool required, int minimum,
-                int* out) {
+                int maximum, int* out) {
   const JsonValue* value = json.find(key);
   if (value == nullptr || value->is_null()) {
     if (required) return Status::error(path + ": missing required field \"" + key + "\"");
@@ -27,9 +30,9 @@ Status read_int(const JsonValue& json, const std::string& path, const char* key,
                          JsonValue::kind_name(value->kind()));
   }
   double number = value->as_number();
-  if (!std::isfinite(number) || number != std::floor(number) || number < minimum || number > 2147483647.0) {
-    return Status::error(path + ": field \"" + key + "\" must be an integer >= " + std::to_string(minimum) +
-                         ", got " + std::to_string(number));
+  if (!std::isfinite(number) || number != std::floor(number) || number < minimum || number > maximum) {
+    return Status::error(path + ": field \"" + key + "\" must be an integer in [" + std::to_string(minimum) + ", " +
+                         std::to_string(maximum) + "], got " + std::to_string(number));
   }
   *out = int(number);
   return Status::ok();
@@ -46,18 +49,21 @@ Status read_double(const JsonValue& json, const std::string& path, const char* k
   return Status::ok();
 }
 
-// bos/eos ids may be an int, a list of ints or null.
-Status read_token_ids(const JsonValue& json, const std::string& path, const char* key, bool* present,
-                      std::vector<int>* out) {
+// bos/eos ids may be an int, a list of ints or null; each must be a token of the vocabulary [0, vocab_size).
+Status read_token_ids(const JsonValue& json, const std::string& path, const char* key, int vocab_size,
+                      bool* present, std::vector<int>* out) {
   const JsonValue* value = json.find(key);
   *present = false;
   if (value == nullptr || value->is_null()) return Status::ok();
   std::vector<int> ids;
   auto take = [&](const JsonValue& item) -> Status {
-    if (!item.is_number() || item.as_number() < 0 || item.as_number() != std::floor(item.as_number())) {
-      return Status::error(path + ": field \"" + key + "\" must be a token id or a list of token ids");
+    const double id = item.is_number() ? item.as_number() : -1;
+    if (!(id >= 0 && id < double(vocab_size) && id == std::floor(id))) {
+      return Status::error(path + ": field \"" + key + "\" must be a token id in the vocabulary [0, " +
+                           std::to_string(vocab_size) + ") or a list of them, got " +
+                           (item.is_number() ? std::to_string(item.as_number()) : JsonValue::kind_name(item.kind())));
     }
-    ids.push_back(int(item.as_number()));
+    ids.push_back(int(id));
     return Status::ok();
   };
   if (value->is_array()) {
@@ -157,22 +163,29 @@ Status parse_model_config(const JsonValue& json, const std::string& path, ModelC
                          "\" (supported: LlamaForCausalLM)");
   }
 
-  LS_RETURN_IF_ERROR(read_int(json, path, "hidden_size", true, 1, &config.hidden_size));
-  LS_RETURN_IF_ERROR(read_int(json, path, "intermediate_size", true, 1, &config.intermediate_size));
-  LS_RETURN_IF_ERROR(read_int(json, path, "num_hidden_layers", true, 1, &config.num_layers));
-  LS_RETURN_IF_ERROR(read_int(json, path, "num_attention_heads", true, 1, &config.num_heads));
+  LS_RETURN_IF_ERROR(read_int(json, path, "hidden_size", true, 1, kMaxModelWidth, &config.hidden_size));
+  LS_RETURN_IF_ERROR(read_int(json, path, "intermediate_size", true, 1, kMaxModelWidth, &config.intermediate_size));
+  LS_RETURN_IF_ERROR(read_int(json, path, "num_hidden_layers", true, 1, kMaxLayers, &config.num_layers));
+  LS_RETURN_IF_ERROR(read_int(json, path, "num_attention_heads", true, 1, kMaxHeads, &config.num_heads));
   config.num_kv_heads = config.num_heads;
-  LS_RETURN_IF_ERROR(read_int(json, path, "num_key_value_heads", false, 1, &config.num_kv_heads));
-  LS_RETURN_IF_ERROR(read_int(json, path, "vocab_size", true, 1, &config.vocab_size));
+  LS_RETURN_IF_ERROR(read_int(json, path, "num_key_value_heads", false, 1, kMaxHeads, &config.num_kv_heads));
+  LS_RETURN_IF_ERROR(read_int(json, path, "vocab_size", true, 1, kMaxVocabSize, &config.vocab_size));
   config.max_position_embeddings = 2048;
-  LS_RETURN_IF_ERROR(read_int(json, path, "max_position_embeddings", false, 1, &config.max_position_embeddings));
+  LS_RETURN_IF_ERROR(read_int(json, path, "max_position_embeddings", false, 1, 2147483647,
+                              &config.max_position_embeddings));
   if (config.hidden_size % config.num_heads != 0) {
     return Status::error(path + ": hidden_size " + std::to_string(config.hidden_size) +
                          " is not divisible by num_attention_heads " + std::to_string(config.num_heads));
   }
   config.head_dim = config.hidden_size / config.num_heads;
-  LS_RETURN_IF_ERROR(read_int(json, path, "head_dim", false, 2, &config.head_dim));
+  LS_RETURN_IF_ERROR(read_int(json, path, "head_dim", false, 2, kMaxHeadDim, &config.head_dim));
   if (config.head_dim % 2 != 0) return Status::error(path + ": head_dim must be even for rotary embeddings");
+  // q_dim() and kv_dim() are int products: bounded here so they can never wrap.
+  if (int64_t(config.num_heads) * config.head_dim > kMaxModelWidth) {
+    return Status::error(path + ": num_attention_heads × head_dim = " +
+                         std::to_string(int64_t(config.num_heads) * config.head_dim) + " is above the limit of " +
+                         std::to_string(kMaxModelWidth));
+  }
   if (config.num_heads % config.num_kv_heads != 0) {
     return Status::error(path + ": num_attention_heads " + std::to_string(config.num_heads) +
                          " is not a multiple of num_key_value_heads " + std::to_string(config.num_kv_heads));
@@ -193,42 +206,35 @@ Status parse_model_config(const JsonValue& json, const std::string& path, ModelC
 
   bool present = false;
   std::vector<int> ids;
-  LS_RETURN_IF_ERROR(read_token_ids(json, path, "bos_token_id", &present, &ids));
+  LS_RETURN_IF_ERROR(read_token_ids(json, path, "bos_token_id", config.vocab_size, &present, &ids));
   if (present && !ids.empty()) config.bos_token_id = ids[0];
-  LS_RETURN_IF_ERROR(read_token_ids(json, path, "eos_token_id", &present, &ids));
+  LS_RETURN_IF_ERROR(read_token_ids(json, path, "eos_token_id", config.vocab_size, &present, &ids));
   if (present) config.eos_token_ids = ids;
-
-  for (int id : config.eos_token_ids) {
-    if (id >= config.vocab_size) {
-      return Status::error(path + ": eos_token_id " + std::to_string(id) + " is outside the vocabulary (" +
-                           std::to_string(config.vocab_size) + ")");
-    }
-  }
   *out = config;
   return Status::ok();
 }
 
 Status load_model_config(const std::string& dir, ModelConfig* out) {
   std::string path = dir + "/config.json";
-  if (!file_exists(path)) return Status::error(path + ": missing file (is this a HuggingFace model folder?)");
+  if (!path_exists(path)) return Status::error(path + ": missing file (is this a HuggingFace model folder?)");
   JsonValue json;
   LS_RETURN_IF_ERROR(read_json_file(path, &json));
   LS_RETURN_IF_ERROR(parse_model_config(json, path, out));
 
   // generation_config.json, when present, names the stop tokens generation should use.
   std::string generation_path = dir + "/generation_config.json";
-  if (file_exists(generation_path)) {
+  if (path_exists(generation_path)) {
     JsonValue generation;
     LS_RETURN_IF_ERROR(read_json_file(generation_path, &generation));
     if (generation.is_object()) {
       bool present = false;
       std::vector<int> ids;
-      LS_RETURN_IF_ERROR(read_token_ids(generation, generation_path, "eos_token_id", &present, &ids));
+      LS_RETURN_IF_ERROR(read_token_ids(generation, generation_path, "eos_token_id", out->vocab_size, &present, &ids));
       // Union with config.json's: instruct checkpoints list extra end-of-turn ids here.
       for (int id : present ? ids : std::vector<int>()) {
         bool known = false;
         for (int existing : out->eos_token_ids) known = known || existing == id;
-        if (!known && id < out->vocab_size) out->eos_token_ids.push_back(id);
+        if (!known) out->eos_token_ids.push_back(id);
       }
     }
   }

@@ -1,17 +1,47 @@
 // Recursive-descent JSON parser; see json.h.
 #include "json.h"
 
+#include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <cstdlib>
-#include <fstream>
+#include <fcntl.h>
 #include <sstream>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <unordered_map>
 
 namespace layerskip {
 
 namespace {
-constexpr int kMaxDepth = 64;
+
+// Length of the well-formed UTF-8 sequence at `p` (RFC 3629: no overlongs, no surrogates, ≤ U+10FFFF), 0 if none.
+size_t utf8_sequence_length(const unsigned char* p, const unsigned char* end) {
+  const unsigned char lead = p[0];
+  if (lead < 0x80) return 1;
+  size_t length;
+  unsigned char low = 0x80, high = 0xbf;  // bounds of the second byte
+  if (lead >= 0xc2 && lead <= 0xdf) length = 2;
+  else if (lead >= 0xe0 && lead <= 0xef) {
+    length = 3;
+    if (lead == 0xe0) low = 0xa0;
+    if (lead == 0xed) high = 0x9f;
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    length = 4;
+    if (lead == 0xf0) low = 0x90;
+    if (lead == 0xf4) high = 0x8f;
+  } else {
+    return 0;
+  }
+  if (size_t(end - p) < length || p[1] < low || p[1] > high) return 0;
+  for (size_t i = 2; i < length; i++) {
+    if (p[i] < 0x80 || p[i] > 0xbf) return 0;
+  }
+  return length;
 }
+
+}  // namespace
 
 const JsonValue* JsonValue::find(const std::string& key) const {
   for (const auto& member : members_) {
@@ -34,7 +64,8 @@ const char* JsonValue::kind_name(Kind kind) {
 
 class JsonParser {
  public:
-  JsonParser(const char* text, size_t length, const std::string& what) : text_(text), end_(text + length), what_(what) {}
+  JsonParser(const char* text, size_t length, const std::string& what, DuplicateKeys duplicates)
+      : text_(text), end_(text + length), what_(what), duplicates_(duplicates) {}
 
   Status parse_document(JsonValue* out) {
     LS_RETURN_IF_ERROR(parse_value(out, 0));
@@ -62,7 +93,10 @@ class JsonParser {
   }
 
   Status parse_value(JsonValue* out, int depth) {
-    if (depth > kMaxDepth) return fail("nesting too deep");
+    if (depth > kMaxJsonDepth) return fail("nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    if (++values_ > kMaxJsonValues) {
+      return fail("more than " + std::to_string(kMaxJsonValues) + " values (the limit of layerskip's JSON reader)");
+    }
     skip_space();
     if (cursor_ == end_) return fail("unexpected end of input");
     char c = *cursor_;
@@ -87,9 +121,11 @@ class JsonParser {
     cursor_++;  // '{'
     skip_space();
     if (cursor_ < end_ && *cursor_ == '}') { cursor_++; return Status::ok(); }
+    std::unordered_map<std::string, size_t> positions;  // key → index in members_
     while (true) {
       skip_space();
       if (cursor_ == end_ || *cursor_ != '"') return fail("expected a string key");
+      const char* key_start = cursor_;
       std::string key;
       LS_RETURN_IF_ERROR(parse_string(&key));
       skip_space();
@@ -97,7 +133,16 @@ class JsonParser {
       cursor_++;
       JsonValue value;
       LS_RETURN_IF_ERROR(parse_value(&value, depth + 1));
-      out->members_.emplace_back(std::move(key), std::move(value));
+      auto known = positions.find(key);
+      if (known == positions.end()) {
+        positions.emplace(key, out->members_.size());
+        out->members_.emplace_back(std::move(key), std::move(value));
+      } else if (duplicates_ == DuplicateKeys::kLastWins) {
+        out->members_[known->second].second = std::move(value);
+      } else {
+        cursor_ = key_start;
+        return fail("duplicate key \"" + key + "\"");
+      }
       skip_space();
       if (cursor_ == end_) return fail("unexpected end of input in object");
       if (*cursor_ == ',') { cursor_++; continue; }
@@ -163,6 +208,17 @@ class JsonParser {
       char c = *cursor_++;
       if (c == '"') return Status::ok();
       if (static_cast<unsigned char>(c) < 0x20) return fail("control character in string");
+      if (static_cast<unsigned char>(c) >= 0x80) {
+        const unsigned char* at = reinterpret_cast<const unsigned char*>(cursor_ - 1);
+        const size_t length = utf8_sequence_length(at, reinterpret_cast<const unsigned char*>(end_));
+        if (length == 0) {
+          cursor_--;
+          return fail("invalid UTF-8 in string");
+        }
+        out->append(cursor_ - 1, length);
+        cursor_ += length - 1;
+        continue;
+      }
       if (c != '\\') { out->push_back(c); continue; }
       if (cursor_ == end_) return fail("unterminated escape");
       char escape = *cursor_++;
@@ -178,7 +234,9 @@ class JsonParser {
         case 'u': {
           uint32_t code = 0;
           LS_RETURN_IF_ERROR(parse_hex4(&code));
-          if (code >= 0xd800 && code < 0xdc00 && end_ - cursor_ >= 6 && cursor_[0] == '\\' && cursor_[1] == 'u') {
+          if (code >= 0xdc00 && code <= 0xdfff) return fail("lone surrogate in \\u escape");
+          if (code >= 0xd800 && code < 0xdc00) {
+            if (end_ - cursor_ < 6 || cursor_[0] != '\\' || cursor_[1] != 'u') return fail("lone surrogate in \\u escape");
             cursor_ += 2;
             uint32_t low;
             LS_RETURN_IF_ERROR(parse_hex4(&low));
@@ -221,20 +279,60 @@ class JsonParser {
   const char* cursor_ = text_;
   const char* end_;
   const std::string& what_;
+  DuplicateKeys duplicates_;
+  uint64_t values_ = 0;  // values parsed so far, against kMaxJsonValues
 };
 
-Status parse_json(const char* text, size_t length, const std::string& what, JsonValue* out) {
+Status parse_json(const char* text, size_t length, const std::string& what, JsonValue* out,
+                  DuplicateKeys duplicates) {
   *out = JsonValue();
-  JsonParser parser(text, length, what);
+  JsonParser parser(text, length, what, duplicates);
   return parser.parse_document(out);
 }
 
-Status read_json_file(const std::string& path, JsonValue* out) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) return Status::error(path + ": file not found or not readable");
-  std::stringstream buffer;
-  buffer << file.rdbuf();
-  std::string text = buffer.str();
+Status read_regular_file(const std::string& path, uint64_t max_bytes, std::string* out) {
+  // O_NONBLOCK: opening a FIFO with no writer must not block; fstat then refuses it.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return Status::error(path + ": file not found or not readable");
+  struct stat info;
+  if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+    ::close(fd);
+    return Status::error(path + ": not a regular file (a FIFO, device or folder cannot be read as a checkpoint file)");
+  }
+  if (uint64_t(info.st_size) > max_bytes) {
+    ::close(fd);
+    return Status::error(path + ": " + std::to_string(info.st_size) + " bytes is larger than the " +
+                         std::to_string(max_bytes >> 20) + " MiB limit for this file");
+  }
+  // Reads at most max_bytes + 1 bytes, so a file that grows meanwhile (or a /proc file of stated size 0) is caught.
+  out->assign(size_t(info.st_size) + 1, '\0');
+  size_t done = 0;
+  while (true) {
+    if (done == out->size()) {
+      if (done > max_bytes) break;
+      out->resize(size_t(std::min<uint64_t>(max_bytes + 1, 2 * uint64_t(done) + 4096)));
+    }
+    const ssize_t got = ::read(fd, &(*out)[done], out->size() - done);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      ::close(fd);
+      return Status::error(path + ": read failed: " + std::strerror(errno));
+    }
+    if (got == 0) break;
+    done += size_t(got);
+  }
+  ::close(fd);
+  if (done > max_bytes) {
+    return Status::error(path + ": larger than the " + std::to_string(max_bytes >> 20) +
+                         " MiB limit for this file (it grew while being read)");
+  }
+  out->resize(done);
+  return Status::ok();
+}
+
+Status read_json_file(const std::string& path, JsonValue* out, uint64_t max_bytes) {
+  std::string text;
+  LS_RETURN_IF_ERROR(read_regular_file(path, max_bytes, &text));
   return parse_json(text.data(), text.size(), path, out);
 }
 

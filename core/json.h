@@ -1,11 +1,15 @@
 // A small JSON reader for config.json, model.safetensors.index.json and safetensors headers.
-// Strict (RFC 8259), bounded nesting depth, errors carry the byte offset.
+// Strict (RFC 8259: UTF-8 text, no lone surrogates), bounded nesting depth and value count (core/limits.h), errors
+// carry the byte offset. A repeated object key keeps its first position and its last value, as Python's json (and
+// so HF transformers) reads it, unless the caller refuses duplicates.
 #pragma once
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "limits.h"
 #include "status.h"
 
 namespace layerskip {
@@ -43,10 +47,18 @@ class JsonValue {
   std::vector<std::pair<std::string, JsonValue>> members_;
 };
 
-// Parses `text` (length bytes, not NUL-terminated) into `out`. `what` names the source in error messages.
-Status parse_json(const char* text, size_t length, const std::string& what, JsonValue* out);
+enum class DuplicateKeys { kLastWins, kRefuse };
 
-// Reads and parses a whole file.
-Status read_json_file(const std::string& path, JsonValue* out);
+// Parses `text` (length bytes, not NUL-terminated) into `out`. `what` names the source in error messages.
+Status parse_json(const char* text, size_t length, const std::string& what, JsonValue* out,
+                  DuplicateKeys duplicates = DuplicateKeys::kLastWins);
+
+// Reads a whole file — a regular file of at most `max_bytes` (else an error naming the file and the limit) — and
+// parses it.
+Status read_json_file(const std::string& path, JsonValue* out, uint64_t max_bytes = kMaxJsonFileBytes);
+
+// Reads a whole regular file of at most `max_bytes` into `out`: FIFOs, devices and folders are refused before any
+// read, so a special file can neither block nor stream forever.
+Status read_regular_file(const std::string& path, uint64_t max_bytes, std::string* out);
 
 }  // namespace layerskip

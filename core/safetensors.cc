@@ -1,7 +1,11 @@
 // safetensors parsing: 8-byte little-endian header length, JSON header {name: {dtype, shape, data_offsets}},
-// then the data block. See https://github.com/huggingface/safetensors for the format.
+// then the data block. See https://github.com/huggingface/safetensors for the format. Held to the format's rules
+// as its reference loader is: the header starts with '{' and may be padded only with spaces; names are unique UTF-8;
+// "__metadata__" maps strings to strings; the tensors' byte ranges tile the data block exactly — no overlap, no
+// hole, no trailing byte (which also catches a header length pointing into the header's padding).
 #include "safetensors.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fcntl.h>
 #include <sstream>
@@ -14,12 +18,13 @@
 namespace layerskip {
 
 Status MappedFile::open(const std::string& path, std::unique_ptr<MappedFile>* out) {
-  int fd = ::open(path.c_str(), O_RDONLY);
+  // O_NONBLOCK: opening a FIFO with no writer must not block; fstat then refuses it.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return Status::error(path + ": missing file or not readable");
   struct stat info;
   if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
     ::close(fd);
-    return Status::error(path + ": not a regular file");
+    return Status::error(path + ": not a regular file (a FIFO, device or folder cannot be a checkpoint file)");
   }
   std::unique_ptr<MappedFile> file(new MappedFile());
   file->path_ = path;
@@ -71,6 +76,40 @@ bool as_index(const JsonValue& value, uint64_t* out) {
   return true;
 }
 
+// One tensor's data_offsets.
+struct ByteRange {
+  uint64_t begin, end;
+  const std::string* name;
+};
+
+// The ranges, sorted, must cover [0, data_size) exactly once: overlaps would alias two tensors, holes and trailing
+// bytes hide data no tensor names (the format forbids all three).
+Status check_ranges_tile(const std::string& path, std::vector<ByteRange>* ranges, uint64_t data_size) {
+  std::sort(ranges->begin(), ranges->end(), [](const ByteRange& a, const ByteRange& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
+  uint64_t covered = 0;
+  const std::string* previous = nullptr;
+  for (const ByteRange& range : *ranges) {
+    if (range.begin < covered) {
+      return Status::error(path + ": tensor \"" + *range.name + "\" data_offsets [" + std::to_string(range.begin) +
+                           ", " + std::to_string(range.end) + ") overlap tensor \"" + *previous + "\"");
+    }
+    if (range.begin > covered) {
+      return Status::error(path + ": bytes [" + std::to_string(covered) + ", " + std::to_string(range.begin) +
+                           ") of the data belong to no tensor (a hole before \"" + *range.name +
+                           "\"; safetensors forbids holes)");
+    }
+    covered = range.end;
+    previous = range.name;
+  }
+  if (covered != data_size) {
+    return Status::error(path + ": " + std::to_string(data_size - covered) + " trailing byte(s) after the last " +
+                         "tensor's data (the header length or the data_offsets are wrong, or the file is corrupt)");
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 void release_mapped_pages(const void* data, size_t bytes) {
@@ -94,16 +133,31 @@ Status TensorStore::add_file(const std::string& path) {
     return Status::error(path + ": safetensors header length " + std::to_string(header_size) +
                          " runs past the end of the file (truncated or corrupt)");
   }
+  // The JSON object, then only space padding (the format's rule; a length into the padding shows up as a trailing
+  // data byte below).
+  const char* header_text = reinterpret_cast<const char*>(file->data()) + 8;
+  size_t json_length = size_t(header_size);
+  while (json_length > 0 && header_text[json_length - 1] == ' ') json_length--;
+  if (json_length == 0 || header_text[0] != '{' || header_text[json_length - 1] != '}') {
+    return Status::error(path + ": safetensors header is not a JSON object padded with spaces (header length " +
+                         std::to_string(header_size) + " is wrong, or the file is corrupt)");
+  }
   JsonValue header;
-  LS_RETURN_IF_ERROR(parse_json(reinterpret_cast<const char*>(file->data()) + 8, header_size,
-                                path + " (safetensors header)", &header));
+  LS_RETURN_IF_ERROR(parse_json(header_text, json_length, path + " (safetensors header)", &header,
+                                DuplicateKeys::kRefuse));
   if (!header.is_object()) return Status::error(path + ": safetensors header is not a JSON object");
 
   const uint8_t* data_start = file->data() + 8 + header_size;
   uint64_t data_size = file->size() - 8 - header_size;
+  std::vector<ByteRange> ranges;  // (tensors) data_offsets, checked to tile [0, data_size) below
   for (const auto& member : header.members()) {
     const std::string& name = member.first;
-    if (name == "__metadata__") continue;
+    if (name == "__metadata__") {
+      bool strings = member.second.is_object();
+      for (const auto& entry : member.second.members()) strings = strings && entry.second.is_string();
+      if (!strings) return Status::error(path + ": safetensors \"__metadata__\" must map strings to strings");
+      continue;
+    }
     const JsonValue& entry = member.second;
     std::string where = path + ": tensor \"" + name + "\"";
     const JsonValue* dtype_json = entry.find("dtype");
@@ -121,13 +175,18 @@ Status TensorStore::add_file(const std::string& path) {
       return Status::error(where + " has unsupported dtype " + dtype_json->as_string() + " (supported: BF16, F16, F32, and I8 / U8 quantized planes)");
     }
     uint64_t elements = 1;
+    bool too_many = false;
     for (const JsonValue& dim : shape_json->items()) {
       uint64_t extent;
-      if (!as_index(dim, &extent) || extent > (1ull << 40)) return Status::error(where + " has an invalid shape");
+      if (!as_index(dim, &extent)) return Status::error(where + " has an invalid shape");
       view.shape.push_back(int64_t(extent));
-      elements *= extent;
-      if (elements > (1ull << 42)) return Status::error(where + " has an absurd shape");
+      too_many = too_many || !checked_mul(elements, extent, &elements) || elements > kMaxTensorElements;
     }
+    if (too_many) {
+      return Status::error(where + " has shape " + view.shape_string() + ": more elements than the limit of " +
+                           std::to_string(kMaxTensorElements));
+    }
+    uint64_t needed_bytes = elements * dtype_size(view.dtype);  // ≤ 2^42 × 4: no overflow
     uint64_t begin, end;
     if (!as_index(offsets_json->items()[0], &begin) || !as_index(offsets_json->items()[1], &end) || end < begin) {
       return Status::error(where + " has invalid data_offsets");
@@ -137,16 +196,18 @@ Status TensorStore::add_file(const std::string& path) {
                            ") run past the end of the data (" + std::to_string(data_size) +
                            " bytes): truncated or corrupt file");
     }
-    if (end - begin != elements * dtype_size(view.dtype)) {
+    if (end - begin != needed_bytes) {
       return Status::error(where + " occupies " + std::to_string(end - begin) + " bytes but shape " +
                            view.shape_string() + " of " + dtype_name(view.dtype) + " needs " +
-                           std::to_string(elements * dtype_size(view.dtype)));
+                           std::to_string(needed_bytes));
     }
+    ranges.push_back({begin, end, &member.first});
     view.data = data_start + begin;
     view.byte_size = size_t(end - begin);
     if (tensors_.count(name)) return Status::error(where + " appears in more than one file");
     tensors_.emplace(name, std::move(view));
   }
+  LS_RETURN_IF_ERROR(check_ranges_tile(path, &ranges, data_size));
   files_.push_back(std::move(file));
   return Status::ok();
 }

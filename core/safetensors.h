@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "dtype.h"
+#include "limits.h"
 #include "status.h"
 
 namespace layerskip {
@@ -66,8 +67,5 @@ class TensorStore {
   std::vector<std::unique_ptr<MappedFile>> files_;
   std::map<std::string, TensorView> tensors_;
 };
-
-// Largest header we accept; real checkpoints have headers of a few hundred KiB.
-constexpr uint64_t kMaxSafetensorsHeaderBytes = 100ull << 20;
 
 }  // namespace layerskip

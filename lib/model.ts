@@ -4,6 +4,7 @@ import path from 'node:path';
 
 import { median } from './benchmark.js';
 import { resolveOptions, type GenerationOptions } from './generation/options.js';
+import { MAX_CONTEXT_LENGTH, MAX_THREADS } from './limits.js';
 import { runGeneration, type GenerationResult } from './generation/generate.js';
 import { Sequence } from './generation/sequence.js';
 import {
@@ -35,7 +36,7 @@ export function cpuInfo(): NativeCpuInfo {
 export interface LoadOptions {
   /** "cpu" (default), "cuda", or "auto" (CUDA when a usable GPU is present). */
   device?: Device;
-  /** CPU threads; default one per core. */
+  /** CPU threads; default one per core. At most 256 (MAX_THREADS); more than 4 per available core run as that many. */
   threads?: number;
   /**
    * CPU kernel variant: 'auto' (default: the LAYERSKIP_CPU environment variable, else the best this processor
@@ -54,7 +55,10 @@ export interface LoadOptions {
    * KV cache use the loaded weights, so greedy output is unchanged and speculative sampling stays exact.
    */
   draftHead?: QuantType;
-  /** Positions the KV cache holds; default min(max_position_embeddings, 4096). */
+  /**
+   * Positions the KV cache holds; default min(max_position_embeddings, 4096). At most 2^20 (MAX_CONTEXT_LENGTH), and
+   * refused before allocating when the KV cache and RoPE tables would not fit in memory.
+   */
   contextLength?: number;
   /**
    * Called while the weights upload, after each tensor, with checkpoint bytes uploaded so far and the total
@@ -91,8 +95,12 @@ export class LayerSkipModel {
     if (!['cpu', 'cuda', 'auto'].includes(device)) {
       throw new RangeError(`device must be "cpu", "cuda" or "auto", got ${JSON.stringify(device)}`);
     }
-    if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1 || options.threads > 1024)) {
-      throw new RangeError(`threads must be an integer in [1, 1024], got ${JSON.stringify(options.threads)}`);
+    if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1 || options.threads > MAX_THREADS)) {
+      throw new RangeError(`threads must be an integer in [1, ${MAX_THREADS}], got ${JSON.stringify(options.threads)}`);
+    }
+    const contextLength = options.contextLength;
+    if (contextLength !== undefined && (!Number.isInteger(contextLength) || contextLength < 1 || contextLength > MAX_CONTEXT_LENGTH)) {
+      throw new RangeError(`contextLength must be an integer in [1, ${MAX_CONTEXT_LENGTH}], got ${JSON.stringify(contextLength)}`);
     }
     if (options.cpuKernels !== undefined && !(CPU_KERNEL_NAMES as readonly string[]).includes(options.cpuKernels)) {
       throw new RangeError(`cpuKernels must be one of ${CPU_KERNEL_NAMES.join(', ')}, got ${JSON.stringify(options.cpuKernels)}`);
@@ -128,6 +136,14 @@ export class LayerSkipModel {
           `vocab_size is ${nativeInfo.vocabSize}`,
       );
     }
+    const maxPositions = nativeInfo.maxPositionEmbeddings;
+    if (options.contextLength !== undefined && options.contextLength > maxPositions) {
+      native.dispose();
+      throw new RangeError(
+        `contextLength ${options.contextLength} exceeds the checkpoint's max_position_embeddings (${maxPositions}): ` +
+          'positions beyond what it was trained on give garbage',
+      );
+    }
     let context: NativeContext;
     try {
       context = native.createContext({ contextLength: options.contextLength ?? 0 });
@@ -151,8 +167,11 @@ export class LayerSkipModel {
     const pieces: string[] = [];
     let wake: (() => void) | undefined;
     let finished = false;
+    // Leaving the loop early (break, return, throw) cancels the generation: it ends within one step, reason "abort".
+    const leftEarly = new AbortController();
+    const signal = options.signal ? AbortSignal.any([options.signal, leftEarly.signal]) : leftEarly.signal;
     const result = this.enqueue(() =>
-      this.run(prompt, options, (piece) => {
+      this.run(prompt, { ...options, signal }, (piece) => {
         pieces.push(piece);
         wake?.();
       }),
@@ -162,17 +181,21 @@ export class LayerSkipModel {
     });
     result.catch(() => {}); // surfaced through the iterator and `result`, never as an unhandled rejection
     async function* iterate(): AsyncGenerator<string> {
-      while (true) {
-        if (pieces.length > 0) {
-          yield pieces.shift()!;
-          continue;
+      try {
+        while (true) {
+          if (pieces.length > 0) {
+            yield pieces.shift()!;
+            continue;
+          }
+          if (finished) {
+            await result; // rethrows a generation error
+            return;
+          }
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
         }
-        if (finished) {
-          await result; // rethrows a generation error
-          return;
-        }
-        await new Promise<void>((resolve) => (wake = resolve));
-        wake = undefined;
+      } finally {
+        if (!finished) leftEarly.abort();
       }
     }
     return Object.assign(iterate(), { result });

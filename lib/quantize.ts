@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
+import { MAX_THREADS } from './limits.js';
 import { QUANT_TYPES, type QuantType } from './model.js';
 import { loadNativeBinding, type LoadProgressCallback } from './native.js';
 
@@ -55,8 +56,8 @@ export async function quantizeModel(modelDir: string, outDir: string, options: Q
   if (!(QUANT_TYPES as readonly string[]).includes(options.type)) {
     throw new RangeError(`type must be one of ${QUANT_TYPES.join(', ')}, got ${JSON.stringify(options.type)}`);
   }
-  if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1 || options.threads > 1024)) {
-    throw new RangeError(`threads must be an integer in [1, 1024], got ${JSON.stringify(options.threads)}`);
+  if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1 || options.threads > MAX_THREADS)) {
+    throw new RangeError(`threads must be an integer in [1, ${MAX_THREADS}], got ${JSON.stringify(options.threads)}`);
   }
   const source = path.resolve(modelDir);
   const target = path.resolve(outDir);

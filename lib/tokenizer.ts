@@ -7,8 +7,11 @@
 // rewrites what the model generated and cannot be applied incrementally by a streaming detokenizer.
 
 import fs from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
+
+import { MAX_JSON_FILE_BYTES, MAX_TOKENIZER_FILE_BYTES, MAX_VOCAB_SIZE } from './limits.js';
 
 export interface EncodeOptions {
   /** Add BOS/EOS as the tokenizer files specify (default true). */
@@ -40,6 +43,28 @@ function isObject(value: unknown): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/**
+ * Checks every token id tokenizer.json states (added_tokens[].id, a BPE / WordPiece model.vocab's values) is an
+ * integer in [0, MAX_VOCAB_SIZE) before the tokenizer library sees the file: it sizes tables by the largest id.
+ */
+function checkTokenIds(tokenizerJson: JsonObject): void {
+  const check = (id: unknown, where: string) => {
+    if (!Number.isInteger(id) || (id as number) < 0 || (id as number) >= MAX_VOCAB_SIZE) {
+      throw new RangeError(`tokenizer.json ${where} has id ${JSON.stringify(id)}, not an integer in [0, ${MAX_VOCAB_SIZE})`);
+    }
+  };
+  const added = tokenizerJson.added_tokens;
+  if (added !== undefined && added !== null) {
+    if (!Array.isArray(added)) throw new TypeError('tokenizer.json added_tokens must be an array');
+    added.forEach((token, index) => check(isObject(token) ? token.id : undefined, `added_tokens[${index}]`));
+  }
+  const vocab = (tokenizerJson.model as JsonObject).vocab;
+  if (isObject(vocab)) for (const [token, id] of Object.entries(vocab)) check(id, `model.vocab[${JSON.stringify(token)}]`);
+  else if (Array.isArray(vocab) && vocab.length > MAX_VOCAB_SIZE) {
+    throw new RangeError(`tokenizer.json model.vocab has ${vocab.length} entries, more than ${MAX_VOCAB_SIZE}`);
+  }
+}
+
 export class LlamaTokenizer {
   readonly bosTokenId: number | null;
   readonly eosTokenIds: number[];
@@ -54,6 +79,7 @@ export class LlamaTokenizer {
   constructor(tokenizerJson: unknown, tokenizerConfig: unknown = {}, options: LlamaTokenizerOptions = {}) {
     if (!isObject(tokenizerJson) || !isObject(tokenizerJson.model)) throw new TypeError('tokenizerJson must be a parsed tokenizer.json object with a model');
     if (!isObject(tokenizerConfig)) throw new TypeError('tokenizerConfig must be a parsed tokenizer_config.json object');
+    checkTokenIds(tokenizerJson);
     this.tokenizer = new Tokenizer(tokenizerJson, tokenizerConfig);
 
     const idOf = (key: string): number | null => {
@@ -86,9 +112,9 @@ export class LlamaTokenizer {
    * eos_token_id (optional) from a model folder.
    */
   static async fromDir(dir: string): Promise<LlamaTokenizer> {
-    const tokenizerJson = await readJsonFile(path.join(dir, 'tokenizer.json'), true);
-    const tokenizerConfig = (await readJsonFile(path.join(dir, 'tokenizer_config.json'), false)) ?? {};
-    const generationConfig = await readJsonFile(path.join(dir, 'generation_config.json'), false);
+    const tokenizerJson = await readJsonFile(path.join(dir, 'tokenizer.json'), true, MAX_TOKENIZER_FILE_BYTES);
+    const tokenizerConfig = (await readJsonFile(path.join(dir, 'tokenizer_config.json'), false, MAX_TOKENIZER_FILE_BYTES)) ?? {};
+    const generationConfig = await readJsonFile(path.join(dir, 'generation_config.json'), false, MAX_JSON_FILE_BYTES);
     const generationEos = generationConfig?.eos_token_id;
     const extraEosTokenIds = (Array.isArray(generationEos) ? generationEos : [generationEos]).filter((id): id is number => Number.isInteger(id));
     try {
@@ -135,11 +161,14 @@ export class LlamaTokenizer {
   }
 }
 
-/** Reads and parses a JSON object file; a missing optional file yields null, anything else malformed throws naming the file. */
-async function readJsonFile(file: string, required: boolean): Promise<JsonObject | null> {
+/**
+ * Reads and parses a JSON object file; a missing optional file yields null, anything else malformed throws naming the
+ * file. Only a regular file of at most `maxBytes` is read: a FIFO, device or folder is refused before any read.
+ */
+async function readJsonFile(file: string, required: boolean, maxBytes: number): Promise<JsonObject | null> {
   let text: string;
   try {
-    text = await fs.readFile(file, 'utf8');
+    text = await readRegularFile(file, maxBytes);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !required) return null;
     throw new Error(`cannot read ${file}: ${(error as Error).message}`, { cause: error });
@@ -152,6 +181,28 @@ async function readJsonFile(file: string, required: boolean): Promise<JsonObject
   }
   if (!isObject(value)) throw new Error(`malformed ${file}: expected a JSON object`);
   return value;
+}
+
+/** The UTF-8 text of a regular file of at most `maxBytes`; O_NONBLOCK so that opening a FIFO cannot block. */
+async function readRegularFile(file: string, maxBytes: number): Promise<string> {
+  const handle = await fs.open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  try {
+    const stats = await handle.stat();
+    if (!stats.isFile()) throw new Error('not a regular file (a FIFO, device or folder cannot be a tokenizer file)');
+    if (stats.size > maxBytes) throw new Error(`${stats.size} bytes is larger than the ${maxBytes >> 20} MiB limit for this file`);
+    // One byte more than stated, so a file that grows while being read is caught rather than followed.
+    const buffer = Buffer.alloc(stats.size + 1);
+    let done = 0;
+    while (done < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, done, buffer.length - done, done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    if (done > stats.size) throw new Error(`the file grew while being read (limit ${maxBytes >> 20} MiB)`);
+    return buffer.toString('utf8', 0, done);
+  } finally {
+    await handle.close();
+  }
 }
 
 export { StreamingDetokenizer } from './detokenizer.js';

@@ -33,9 +33,9 @@ const durationMs = Number(args.duration) * 1000;
 const maxRequests = Number(args['max-requests']);
 const maxTokens = Number(args['max-tokens']);
 
-// Prompts of different lengths (short to a few hundred tokens) and the strategies requests ask for.
+// Prompts of different lengths (5 to ~150 tokens: the demo model holds 256 positions) and the strategies requests ask for.
 const BASE = ['def fibonacci(n):', 'import os\nimport sys\n\n', 'class Stack:\n    def __init__(self):', '# Copyright (c) 2001 Python Software Foundation\n'];
-const PROMPTS = [...BASE, ...BASE.map((text) => (text + '\n').repeat(12)), BASE.join('\n').repeat(6)];
+const PROMPTS = [...BASE, ...BASE.map((text) => (text + '\n').repeat(6)), BASE.join('\n').repeat(2)];
 const STRATEGIES = [
   undefined,
   { generation_strategy: 'self_speculative', exit_layer: 2, num_speculations: 3 },

@@ -66,8 +66,8 @@ describe('CLI', function () {
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /model folder not found/);
     const badOption = layerskip(['generate', '--model', modelDir, '--prompt', 'x', '--top-p', '3']);
-    assert.equal(badOption.code, 1);
-    assert.match(badOption.stderr, /topP must be in \(0, 1\]/);
+    assert.equal(badOption.code, 2);
+    assert.match(badOption.stderr, /--top-p must be in \(0, 1\]/);
   });
 
   it('benchmark reports throughput and, with --self-speculative, an identical-output speedup', function () {

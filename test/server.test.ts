@@ -1,7 +1,8 @@
 // `layerskip serve` end to end with the real batching engine, through the official `openai` client: the demo
 // model for completions (8 concurrent streams, each equal to its single-request greedy text; streaming equal to
 // non-streaming; stop strings; seeds; self-speculative requests; cancellation mid-stream freeing the slot) and
-// tok-llama3 for chat (its chat template). The CLI process: serves on a free port and exits 0 on SIGTERM.
+// tok-llama3 for chat (its chat template); 503 while loading. The CLI process: serves on a free port, exits 0 on
+// SIGTERM.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -10,7 +11,7 @@ import OpenAI from 'openai';
 import { loadModel, type LayerSkipModel } from '../lib/index.js';
 import { packageRoot } from '../lib/native.js';
 import { BatchEngine } from '../lib/server/batch-engine.js';
-import { startServer, type RunningServer } from '../lib/server/http-server.js';
+import { startServer, startServerWhileLoading, type RunningServer } from '../lib/server/http-server.js';
 import { ServerMetrics } from '../lib/server/metrics.js';
 import { ensureFixtures } from './fixtures/make-fixtures.js';
 
@@ -135,6 +136,29 @@ describe('layerskip serve (real engine, openai client)', function () {
     }
   });
 
+  it('listens while the model loads: 503 with Retry-After until it is ready, then serves', async function () {
+    let finishLoading!: () => void;
+    const gate = new Promise<void>((resolve) => (finishLoading = resolve));
+    const metrics = new ServerMetrics();
+    const listening = await startServerWhileLoading('127.0.0.1', 0, async () => {
+      await gate;
+      const engine = await BatchEngine.create(demo.model, { parallel: 1, queueLimit: 1, requestTimeoutMs: 0, observer: metrics });
+      const defaults = { generationStrategy: 'autoregressive' as const, exitLayer: demo.model.info.numLayers, numSpeculations: 4, draftConfidence: 0 };
+      return { engine, model: demo.model, modelId: 'demo', host: '127.0.0.1', port: 0, defaults, metrics };
+    });
+    const health = await fetch(listening.url + '/health');
+    assert.equal(health.status, 503);
+    assert.deepEqual(await health.json(), { status: 'loading' });
+    const early = await fetch(listening.url + '/v1/completions', { method: 'POST', body: '{"prompt":"def"}' });
+    assert.equal(early.status, 503);
+    assert.equal(early.headers.get('retry-after'), '5');
+    assert.equal(((await early.json()) as { error: { code: string } }).error.code, 'model_loading');
+    finishLoading();
+    const server = await listening.ready;
+    assert.deepEqual(await (await fetch(server.url + '/health')).json(), { status: 'ok' });
+    await server.close(1000);
+  });
+
   it('runs as a CLI process on a free port and exits 0 on SIGTERM', async function () {
     const child = spawn(process.execPath, [path.join(packageRoot(), 'bin', 'layerskip.js'), 'serve', '--port', '0', '--parallel', '2', '--quiet'], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -148,7 +172,13 @@ describe('layerskip serve (real engine, openai client)', function () {
       });
       child.on('exit', (code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
     });
-    const health = await fetch(url + '/health');
+    // It listens before the model has loaded: health says "loading" (503) until then, "ok" after.
+    let health = await fetch(url + '/health');
+    while (health.status === 503) {
+      assert.deepEqual(await health.json(), { status: 'loading' });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      health = await fetch(url + '/health');
+    }
     assert.deepEqual(await health.json(), { status: 'ok' });
     const completion = await (await fetch(url + '/v1/completions', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ prompt: 'def', max_tokens: 4 }) })).json() as { object: string };
     assert.equal(completion.object, 'text_completion');

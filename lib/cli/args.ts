@@ -32,11 +32,46 @@ function parseBoolean(name: string, text: string): boolean {
   throw new UsageError(`--${name} takes True or False, got "${text}"`);
 }
 
+/** Levenshtein distance, for "did you mean" suggestions. */
+export function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length];
+}
+
+/** The closest of `candidates` to `word` when it is close enough to be a typo, else undefined. */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of candidates) {
+    const distance = editDistance(word, candidate);
+    if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
+  }
+  return bestDistance <= Math.max(1, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+function unknownOption(rawName: string, specs: OptionSpecs): UsageError {
+  const suggestion = closest(rawName.replace(/_/g, '-'), Object.keys(specs));
+  return new UsageError(`unknown option --${rawName}${suggestion ? ` (did you mean --${suggestion}?)` : ' (see --help)'}`);
+}
+
 export function parseArgs(argv: string[], specs: OptionSpecs): { options: ParsedOptions; positionals: string[] } {
   const options: ParsedOptions = {};
   const positionals: string[] = [];
   for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
+    let arg = argv[i];
+    // A single-dash short alias (-h) reads as its long option.
+    if (/^-[a-zA-Z]$/.test(arg)) {
+      const long = canonicalKey(arg.slice(1), specs);
+      if (!long) throw new UsageError(`unknown option ${arg} (see --help)`);
+      arg = `--${long}`;
+    }
     if (!arg.startsWith('--') || arg === '--') {
       positionals.push(arg);
       continue;
@@ -44,7 +79,7 @@ export function parseArgs(argv: string[], specs: OptionSpecs): { options: Parsed
     const equals = arg.indexOf('=');
     const rawName = arg.slice(2, equals >= 0 ? equals : undefined);
     const name = canonicalKey(rawName, specs);
-    if (!name) throw new UsageError(`unknown option --${rawName} (see --help)`);
+    if (!name) throw unknownOption(rawName, specs);
     const spec = specs[name];
     let value: string | undefined = equals >= 0 ? arg.slice(equals + 1) : undefined;
     if (spec.kind === 'boolean') {
@@ -78,6 +113,13 @@ export function parseArgs(argv: string[], specs: OptionSpecs): { options: Parsed
     }
   }
   return { options, positionals };
+}
+
+/** A positional argument where an option was meant: "did you mean --prompt?" when it looks like one. */
+export function unexpectedArgument(arg: string, specs: OptionSpecs, fallbackHint?: string): UsageError {
+  const suggestion = arg.startsWith('-') ? closest(arg.replace(/^-+/, ''), Object.keys(specs)) : undefined;
+  const hint = suggestion ? `did you mean --${suggestion}?` : fallbackHint;
+  return new UsageError(`unexpected argument "${arg}"${hint ? ` (${hint})` : ''}`);
 }
 
 export function formatHelp(usage: string, summary: string, specs: OptionSpecs): string {

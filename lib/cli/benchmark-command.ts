@@ -5,7 +5,7 @@ import { availableParallelism } from 'node:os';
 
 import { formatBenchmark, formatSpeculativeBenchmark, runBenchmark, runSpeculativeBenchmark } from '../benchmark.js';
 import { loadModel, type Device } from '../model.js';
-import { formatHelp, parseArgs, UsageError, type OptionSpecs } from './args.js';
+import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs } from './args.js';
 import { defaultModelDir, ENGINE_OPTION_SPECS, engineLoadOptions } from './common.js';
 
 export const benchmarkSpecs: OptionSpecs = {
@@ -35,7 +35,7 @@ export async function runBenchmarkCommand(argv: string[]): Promise<number> {
     process.stdout.write(benchmarkHelp);
     return 0;
   }
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  if (positionals.length > 0) throw unexpectedArgument(positionals[0], benchmarkSpecs);
   const speculative = options['self-speculative'] === true;
   if (options['num-speculations'] !== undefined && !speculative) {
     throw new UsageError('--num-speculations needs --self-speculative');

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 
 import { loadModel, type Device, type LayerSkipModel } from '../model.js';
 import type { GenerationResult } from '../generation/generate.js';
-import { formatHelp, parseArgs, UsageError, type OptionSpecs } from './args.js';
+import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs } from './args.js';
 import { defaultModelDir, ENGINE_OPTION_SPECS, engineLoadOptions } from './common.js';
 
 export const correctnessSpecs: OptionSpecs = {
@@ -69,7 +69,7 @@ export async function runCorrectnessCommand(argv: string[]): Promise<number> {
     process.stdout.write(correctnessHelp);
     return 0;
   }
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  if (positionals.length > 0) throw unexpectedArgument(positionals[0], correctnessSpecs);
   if (options.prompts === undefined) throw new UsageError('give the prompts with --prompts FILE.jsonl');
   const prompts = readPrompts(options.prompts as string);
   const model = await loadModel((options.model as string | undefined) ?? defaultModelDir(), {

@@ -1,8 +1,8 @@
 // `layerskip generate`: stream a continuation to stdout and finish with a stats line (or --json).
-import type { Device } from '../model.js';
-import type { GenerationOptions, GenerationStrategy } from '../generation/options.js';
+import type { Device, LayerSkipModel } from '../model.js';
+import { resolveOptions, type GenerationOptions, type GenerationStrategy } from '../generation/options.js';
 import type { GenerationResult } from '../generation/generate.js';
-import { formatHelp, parseArgs, UsageError, type OptionSpecs } from './args.js';
+import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs, type ParsedOptions } from './args.js';
 import { defaultModelDir, readStdin, ENGINE_OPTION_SPECS, engineLoadOptions } from './common.js';
 import { loadModelWithProgress } from './load-progress.js';
 import { SpeculativeStreamer } from './speculative-streamer.js';
@@ -10,9 +10,10 @@ import { SpeculativeStreamer } from './speculative-streamer.js';
 export const generateSpecs: OptionSpecs = {
   model: { kind: 'string', placeholder: 'DIR', description: 'HuggingFace Llama checkpoint folder (default: the bundled demo model)' },
   prompt: { kind: 'string', placeholder: 'TEXT', description: 'prompt text (default: read from stdin)' },
+  'prompt-ids': { kind: 'string', placeholder: 'IDS', description: 'the prompt as comma-separated token ids, used as given (no BOS added)' },
   'max-steps': { kind: 'integer', aliases: ['max-tokens'], placeholder: 'N', description: 'most tokens to generate (default 512)' },
-  sample: { kind: 'boolean', description: 'sample instead of greedy decoding (True|False)' },
-  temperature: { kind: 'number', placeholder: 'T', description: 'sampling temperature (default 0.6)' },
+  sample: { kind: 'boolean', description: 'sample (True|False; default: True when --temperature > 0); False forces greedy' },
+  temperature: { kind: 'number', placeholder: 'T', description: 'sampling temperature; 0 = greedy (default 0.6 with --sample)' },
   'top-k': { kind: 'integer', placeholder: 'K', description: 'keep the K most likely tokens (0 = off)' },
   'top-p': { kind: 'number', placeholder: 'P', description: 'nucleus sampling mass (default 0.9; 1 = off)' },
   seed: { kind: 'integer', placeholder: 'S', description: 'random seed for sampling' },
@@ -31,7 +32,7 @@ export const generateSpecs: OptionSpecs = {
 };
 
 export const generateHelp = formatHelp(
-  'Usage: layerskip generate [--model DIR] (--prompt TEXT | < prompt.txt) [options]',
+  'Usage: layerskip generate [--model DIR] (--prompt TEXT | --prompt-ids IDS | < prompt.txt) [options]',
   'Generates a continuation of the prompt, streaming it to stdout, then prints a statistics line to stderr.',
   generateSpecs,
 );
@@ -63,9 +64,8 @@ export async function runGenerateCommand(argv: string[]): Promise<number> {
     process.stdout.write(generateHelp);
     return 0;
   }
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}" (did you mean --prompt?)`);
-  const prompt = (options.prompt as string | undefined) ?? (await readStdin());
-  if (prompt === undefined || prompt.length === 0) throw new UsageError('give a prompt with --prompt TEXT or on stdin');
+  if (positionals.length > 0) throw unexpectedArgument(positionals[0], generateSpecs, "did you mean --prompt?");
+  const prompt = await promptFrom(options);
   const modelDir = (options.model as string | undefined) ?? defaultModelDir();
 
   const model = await loadModelWithProgress(modelDir, {
@@ -97,15 +97,22 @@ export async function runGenerateCommand(argv: string[]): Promise<number> {
         ? new SpeculativeStreamer(process.stdout, (ids) => model.decode(ids))
         : undefined;
     generation.onSpeculation = speculativeStreamer?.onSpeculation;
+    checkGenerationOptions(generation, model);
+    // Ctrl-C stops generation within a step (or a prefill chunk), prints the stats so far and exits 130; a second
+    // Ctrl-C exits at once.
     const controller = new AbortController();
-    const onSigint = () => controller.abort();
-    process.once('SIGINT', onSigint);
+    const onSigint = () => {
+      if (controller.signal.aborted) process.exit(130);
+      controller.abort();
+    };
+    process.on('SIGINT', onSigint);
     generation.signal = controller.signal;
+    const exitCode = () => (controller.signal.aborted ? 130 : 0);
     try {
       if (options.json) {
         const result = await model.generate(prompt, generation);
         process.stdout.write(JSON.stringify({ text: result.text, tokenIds: result.tokenIds, finishReason: result.finishReason, stats: result.stats }) + '\n');
-        return 0;
+        return exitCode();
       }
       const stream = model.stream(prompt, generation);
       for await (const piece of stream) {
@@ -113,13 +120,47 @@ export async function runGenerateCommand(argv: string[]): Promise<number> {
         else process.stdout.write(piece);
       }
       const result = await stream.result;
-      process.stdout.write('\n');
+      // The text goes to stdout exactly; a terminal gets a newline so the prompt starts on a line of its own.
+      if (process.stdout.isTTY) process.stdout.write('\n');
       process.stderr.write(formatStats(result) + '\n');
-      return 0;
+      return exitCode();
     } finally {
       process.off('SIGINT', onSigint);
     }
   } finally {
     await model.dispose();
+  }
+}
+
+/** The prompt: --prompt-ids as token ids, else --prompt, else stdin. */
+async function promptFrom(options: ParsedOptions): Promise<string | number[]> {
+  const ids = options['prompt-ids'] as string | undefined;
+  if (ids !== undefined) {
+    if (options.prompt !== undefined) throw new UsageError('give --prompt or --prompt-ids, not both');
+    const parsed = ids.split(',').map((id) => id.trim());
+    if (parsed.some((id) => !/^\d+$/.test(id))) throw new UsageError(`--prompt-ids must be comma-separated token ids, got "${ids}"`);
+    return parsed.map(Number);
+  }
+  const prompt = (options.prompt as string | undefined) ?? (await readStdin());
+  if (prompt === undefined || prompt.length === 0) throw new UsageError('give a prompt with --prompt TEXT, --prompt-ids IDS or on stdin');
+  return prompt;
+}
+
+// The API's option names in its errors, as the flags a CLI user typed.
+const FLAG_OF_OPTION: Record<string, string> = {
+  maxSteps: 'max-steps', temperature: 'temperature', topK: 'top-k', topP: 'top-p', seed: 'seed', stopStrings: 'stop',
+  generationStrategy: 'generation-strategy', exitLayer: 'exit-layer', numSpeculations: 'num-speculations',
+  draftConfidence: 'draft-confidence', sample: 'sample',
+};
+
+/** Validates the options as generate() will, reporting a bad one by its flag (a usage error, exit 2). */
+function checkGenerationOptions(generation: GenerationOptions, model: LayerSkipModel): void {
+  try {
+    resolveOptions(generation, { numLayers: model.info.numLayers, vocabSize: model.info.vocabSize, eosTokenIds: [] });
+  } catch (error) {
+    const message = (error as Error).message;
+    const name = /^(\w+)/.exec(message)?.[1] ?? '';
+    if (!(name in FLAG_OF_OPTION)) throw error;
+    throw new UsageError(`--${FLAG_OF_OPTION[name]}${message.slice(name.length)}`);
   }
 }

@@ -2,6 +2,7 @@
 //   loading weights [###############---------------]  50%  1235 / 2470 MB
 // and the memory line printed once loading finished.
 import { loadModel, type LayerSkipModel, type LoadOptions, type ModelInfo } from '../model.js';
+import { UsageError } from './args.js';
 
 /** Checkpoints at most this large load too quickly for a bar to help. */
 export const PROGRESS_BAR_MIN_BYTES = 256e6;
@@ -75,6 +76,11 @@ export async function loadModelWithProgress(dir: string, options: LoadOptions): 
   try {
     model = await loadModel(dir, { ...options, onProgress: progressBar.onProgress });
     return model;
+  } catch (error) {
+    // The one load option a user sizes by hand: name it as the flag.
+    const message = (error as Error).message;
+    if (message.startsWith('contextLength ')) throw new UsageError(`--context-length${message.slice('contextLength'.length)}`);
+    throw error;
   } finally {
     if (progressBar.finish() && model) {
       const seconds = ((performance.now() - started) / 1000).toFixed(1);

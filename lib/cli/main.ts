@@ -1,6 +1,10 @@
 // The `layerskip` command: dispatches to subcommands; usage errors print one line and exit 2, other failures
 // print the error message and exit 1.
-import { UsageError } from './args.js';
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { packageRoot } from '../native.js';
+import { closest, UsageError } from './args.js';
 import { runBenchmarkCommand } from './benchmark-command.js';
 import { runCorrectnessCommand } from './correctness-command.js';
 import { runEvalCommand } from './eval-command.js';
@@ -21,18 +25,35 @@ const commands: Record<string, { summary: string; run: (argv: string[]) => Promi
 
 function mainHelp(): string {
   const rows = Object.entries(commands).map(([name, command]) => `  ${name.padEnd(14)}${command.summary}`);
-  return `Usage: layerskip <command> [options]\n\nCommands:\n${rows.join('\n')}\n\nRun \`layerskip <command> --help\` for a command's options.\n`;
+  return `Usage: layerskip <command> [options]\n\nCommands:\n${rows.join('\n')}\n\nRun \`layerskip <command> --help\` for a command's options, \`layerskip --version\` for the version.\n`;
+}
+
+/** The package's version, from its package.json. */
+export function packageVersion(): string {
+  return (JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // Output piped into a reader that stopped (`| head`): end quietly, as Unix tools do.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(0);
+    throw error;
+  });
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(mainHelp());
     return name === undefined ? 2 : 0;
   }
+  if (name === '--version' || name === '-v' || name === 'version') {
+    process.stdout.write(`layerskip ${packageVersion()}\n`);
+    return 0;
+  }
   const command = commands[name];
   try {
-    if (!command) throw new UsageError(`unknown command "${name}" (commands: ${Object.keys(commands).join(', ')})`);
+    if (!command) {
+      const suggestion = closest(name, Object.keys(commands));
+      throw new UsageError(`unknown command "${name}" (${suggestion ? `did you mean ${suggestion}? ` : ''}commands: ${Object.keys(commands).join(', ')})`);
+    }
     return await command.run(rest);
   } catch (error) {
     if (error instanceof UsageError) {

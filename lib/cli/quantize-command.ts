@@ -1,7 +1,7 @@
 // `layerskip quantize`: writes a q8 / q4 copy of a checkpoint folder that loads by mmap without re-quantizing.
 import { QUANT_TYPES, type QuantType } from '../model.js';
 import { quantizeModel } from '../quantize.js';
-import { formatHelp, parseArgs, UsageError, type OptionSpecs } from './args.js';
+import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs } from './args.js';
 import { defaultModelDir } from './common.js';
 import { LoadProgressBar } from './load-progress.js';
 
@@ -29,7 +29,7 @@ export async function runQuantizeCommand(argv: string[]): Promise<number> {
     process.stdout.write(quantizeHelp);
     return 0;
   }
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  if (positionals.length > 0) throw unexpectedArgument(positionals[0], quantizeSpecs);
   const out = options.out as string | undefined;
   if (out === undefined) throw new UsageError('give the folder to write with --out DIR');
   const type = options.type as string | undefined;

@@ -5,12 +5,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import type { GenerationStrategy } from '../generation/options.js';
-import type { Device } from '../model.js';
+import type { Device, LayerSkipModel } from '../model.js';
 import { BatchEngine } from '../server/batch-engine.js';
 import { MAX_NUM_SPECULATIONS, type EngineStrategy } from '../server/engine-api.js';
-import { startServer } from '../server/http-server.js';
+import { startServerWhileLoading, type RunningServer } from '../server/http-server.js';
 import { ServerMetrics } from '../server/metrics.js';
-import { formatHelp, parseArgs, UsageError, type OptionSpecs } from './args.js';
+import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs } from './args.js';
 import { defaultModelDir, ENGINE_OPTION_SPECS, engineLoadOptions } from './common.js';
 import { loadModelWithProgress } from './load-progress.js';
 
@@ -59,6 +59,9 @@ function defaultStrategy(options: Record<string, unknown>, numLayers: number): E
   if (generationStrategy !== 'autoregressive' && generationStrategy !== 'self_speculative') {
     throw new UsageError(`--generation-strategy must be autoregressive or self_speculative, got "${generationStrategy}"`);
   }
+  if (generationStrategy === 'self_speculative' && options['exit-layer'] === undefined) {
+    throw new UsageError('--generation-strategy self_speculative needs --exit-layer E, the draft depth (`layerskip eval` recommends one)');
+  }
   const exitLayer = positive('exit-layer', options['exit-layer'], numLayers, { max: numLayers });
   if (!Number.isInteger(exitLayer)) throw new UsageError('--exit-layer must be an integer');
   return {
@@ -75,7 +78,7 @@ export async function runServeCommand(argv: string[]): Promise<number> {
     process.stdout.write(serveHelp);
     return 0;
   }
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  if (positionals.length > 0) throw unexpectedArgument(positionals[0], serveSpecs);
   const host = (options.host as string | undefined) ?? '127.0.0.1';
   const port = positive('port', options.port, 8080, { min: 0, max: 65535 });
   const parallel = positive('parallel', options.parallel, 4, { max: 256 });
@@ -90,39 +93,36 @@ export async function runServeCommand(argv: string[]): Promise<number> {
   const chatTemplate = chatTemplateFile === undefined ? undefined : fs.readFileSync(chatTemplateFile, 'utf8');
   const modelDir = (options.model as string | undefined) ?? defaultModelDir();
 
-  const model = await loadModelWithProgress(modelDir, {
-    device: options.device as Device | undefined,
-    threads: options.threads as number | undefined,
-    ...engineLoadOptions(options),
-    contextLength: options['context-length'] as number | undefined,
-  });
-  const defaults = defaultStrategy(options, model.info.numLayers);
+  const modelId = (options['model-id'] as string | undefined) ?? path.basename(path.resolve(modelDir));
   const metrics = new ServerMetrics();
-  const engine = await BatchEngine.create(model, {
-    parallel,
-    queueLimit,
-    requestTimeoutMs,
-    contextLength: model.info.contextLength,
-    speculation,
-    observer: metrics,
+  let model: LayerSkipModel | undefined;
+  let engine: BatchEngine | undefined;
+  let defaults: EngineStrategy | undefined;
+  // Listen first (health answers "loading"), then load the model and start the engine.
+  const listening = await startServerWhileLoading(host, port, async () => {
+    model = await loadModelWithProgress(modelDir, {
+      device: options.device as Device | undefined,
+      threads: options.threads as number | undefined,
+      ...engineLoadOptions(options),
+      contextLength: options['context-length'] as number | undefined,
+    });
+    defaults = defaultStrategy(options, model.info.numLayers);
+    engine = await BatchEngine.create(model, { parallel, queueLimit, requestTimeoutMs, speculation, observer: metrics });
+    const log = options.quiet ? undefined : (line: string) => process.stderr.write(line + '\n');
+    return { engine, model, modelId, host, port, apiKey, defaults, metrics, chatTemplate, log };
   });
-  const modelId = (options['model-id'] as string | undefined) ?? path.basename(model.info.dir);
-  const server = await startServer({
-    engine,
-    model,
-    modelId,
-    host,
-    port,
-    apiKey,
-    defaults,
-    metrics,
-    chatTemplate,
-    log: options.quiet ? undefined : (line) => process.stderr.write(line + '\n'),
-  });
+  process.stderr.write(`layerskip serve: listening on ${listening.url}; loading ${modelDir}\n`);
+  let server: RunningServer;
+  try {
+    server = await listening.ready;
+  } catch (error) {
+    await model?.dispose();
+    throw error;
+  }
   process.stderr.write(
-    `layerskip serve: ${modelId} on ${server.url} — ${parallel} slots × ${engine.contextLength} positions, ` +
-      `${model.info.backend}; default ${defaults.generationStrategy}` +
-      (defaults.generationStrategy === 'self_speculative' ? ` (exit ${defaults.exitLayer}, k ${defaults.numSpeculations})` : '') +
+    `layerskip serve: ${modelId} on ${server.url} — ${parallel} slots × ${engine!.contextLength} positions, ` +
+      `${model!.info.backend}; default ${defaults!.generationStrategy}` +
+      (defaults!.generationStrategy === 'self_speculative' ? ` (exit ${defaults!.exitLayer}, k ${defaults!.numSpeculations})` : '') +
       `${apiKey ? '; API key required' : ''}\n`,
   );
 
@@ -139,7 +139,7 @@ export async function runServeCommand(argv: string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
   await server.close(shutdownMs);
-  await model.dispose();
+  await model!.dispose();
   process.stderr.write('layerskip serve: stopped\n');
   return 0;
 }

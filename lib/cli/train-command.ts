@@ -3,7 +3,7 @@
 // train_log.jsonl, resumable checkpoints and the final HF checkpoint into --out.
 import { DEFAULT_TRAIN_OPTIONS, type TrainOptions } from '../training/train-options.js';
 import { trainModel, type TrainEvent } from '../training/train.js';
-import { formatHelp, parseArgs, UsageError, type OptionSpecs, type ParsedOptions } from './args.js';
+import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs, type ParsedOptions } from './args.js';
 
 const d = DEFAULT_TRAIN_OPTIONS;
 const s = d.shape;
@@ -169,7 +169,7 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
     process.stdout.write(trainHelp);
     return 0;
   }
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  if (positionals.length > 0) throw unexpectedArgument(positionals[0], trainSpecs);
   const trainOptions = trainOptionsFrom(options);
   const result = await trainModel(trainOptions, progressPrinter(process.stderr, Boolean(options.quiet)));
   process.stdout.write(`trained ${(result.parameters / 1e6).toFixed(2)}M parameters for ${result.steps} steps ` +

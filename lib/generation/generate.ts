@@ -111,12 +111,15 @@ export async function runGeneration(job: GenerationJob): Promise<GenerationResul
 
   if (options.maxSteps > 0 && !options.signal?.aborted) {
     const prefillLayers = options.generationStrategy === 'autoregressive' ? options.exitLayer : sequence.numLayers;
-    const first = await sequence.prefill(promptIds, prefillLayers, sampling, random);
-    reused = first.reused;
+    const first = await sequence.prefill(promptIds, prefillLayers, sampling, random, options.signal);
     prefillEnded = performance.now();
-    if (options.generationStrategy === 'autoregressive') {
+    if (first === undefined) {
+      output.end('abort');
+    } else if (options.generationStrategy === 'autoregressive') {
+      reused = first.reused;
       await decodeAutoregressive(sequence, first, options.exitLayer, sampling, random, emit);
     } else {
+      reused = first.reused;
       const settings = {
         exitLayer: options.exitLayer,
         numSpeculations: options.numSpeculations,

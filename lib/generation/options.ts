@@ -1,5 +1,5 @@
 // Generation options: the public shape, LayerSkip's defaults, and validation with errors that name the option.
-import type { SpeculationEvent } from './self-speculative.js';
+import type { SpeculationListener } from './self-speculative.js';
 
 export type GenerationStrategy = 'autoregressive' | 'self_speculative';
 
@@ -8,9 +8,9 @@ export interface GenerationOptions {
   maxSteps?: number;
   /** Alias of maxSteps. */
   maxTokens?: number;
-  /** Sample instead of greedy decoding. Default false. */
+  /** Sample instead of greedy decoding. Default: true when `temperature` > 0, else false; false forces greedy. */
   sample?: boolean;
-  /** Sampling temperature (> 0). Default 0.6 when sampling. */
+  /** Sampling temperature; 0 = greedy. Default 0.6 when sampling. */
   temperature?: number;
   /** Keep only the k most likely tokens (0 = off). Default 0. */
   topK?: number;
@@ -32,11 +32,18 @@ export interface GenerationOptions {
   numSpeculations?: number;
   /** Self-speculative: stop drafting when the draft's top probability falls below this. Default 0 (always k). */
   draftConfidence?: number;
-  /** Self-speculative: sees each draft proposal and each verify verdict (for speculative streamers). */
-  onSpeculation?: (event: SpeculationEvent) => void;
+  /**
+   * Self-speculative: sees each draft proposal and each verify verdict (for speculative streamers). An async
+   * listener is awaited; its rejection fails the generation with that error, as a throw does.
+   */
+  onSpeculation?: SpeculationListener;
   /** Add the tokenizer's BOS token as its files specify. Default true. */
   addSpecialTokens?: boolean;
 }
+
+/** LayerSkip's sampling defaults (its generate.py): temperature 0.6, top-p 0.9. */
+export const DEFAULT_TEMPERATURE = 0.6;
+export const DEFAULT_TOP_P = 0.9;
 
 export interface ResolvedOptions {
   maxSteps: number;
@@ -51,7 +58,7 @@ export interface ResolvedOptions {
   exitLayer: number; // = numLayers when not set
   numSpeculations: number;
   draftConfidence: number;
-  onSpeculation?: (event: SpeculationEvent) => void;
+  onSpeculation?: SpeculationListener;
   addSpecialTokens: boolean;
 }
 
@@ -81,13 +88,16 @@ export function resolveOptions(options: GenerationOptions, limits: ModelLimits):
     throw new RangeError('maxSteps and maxTokens are aliases; give one of them');
   }
   const maxSteps = integerOption('maxSteps', options.maxSteps ?? options.maxTokens ?? 512, 0, 1 << 24);
-  const sample = options.sample ?? false;
+  // As in HF and llama.cpp: a temperature > 0 samples and 0 is greedy; `sample: false` (LayerSkip's --sample False)
+  // forces greedy whatever the temperature.
+  if (options.temperature !== undefined) {
+    numberOption('temperature', options.temperature, (t) => t >= 0 && t <= 1000, 'a number in [0, 1000] (0 = greedy)');
+  }
+  const sample = options.sample ?? (options.temperature !== undefined && options.temperature > 0);
   if (typeof sample !== 'boolean') throw new TypeError('sample must be true or false');
-  const temperature = sample
-    ? numberOption('temperature', options.temperature ?? 0.6, (t) => t > 0 && t <= 1000, 'a number in (0, 1000]')
-    : 0;
+  const temperature = sample ? (options.temperature ?? DEFAULT_TEMPERATURE) : 0;
   const topK = integerOption('topK', options.topK ?? 0, 0, limits.vocabSize);
-  const topP = numberOption('topP', options.topP ?? (sample ? 0.9 : 1), (p) => p > 0 && p <= 1, 'in (0, 1]');
+  const topP = numberOption('topP', options.topP ?? (sample ? DEFAULT_TOP_P : 1), (p) => p > 0 && p <= 1, 'in (0, 1]');
   const seed =
     options.seed === undefined
       ? Math.floor(Math.random() * 2 ** 32)

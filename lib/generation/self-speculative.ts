@@ -15,6 +15,8 @@ import type { PickedToken, Sampling, Sequence } from './sequence.js';
 
 /** What a speculative streamer sees: each proposal as it is drafted, then how many of the step's drafts survived. */
 export type SpeculationEvent = { type: 'draft'; token: number } | { type: 'verify'; drafts: number[]; accepted: number };
+/** May be async: its promise is awaited before the step goes on, and a rejection fails the generation as a throw does. */
+export type SpeculationListener = (event: SpeculationEvent) => void | Promise<void>;
 
 export interface SelfSpeculativeSettings {
   exitLayer: number;
@@ -25,7 +27,13 @@ export interface SelfSpeculativeSettings {
   stopTokenIds: ReadonlySet<number>;
   /** Tokens the driver will still take; drafting past them is wasted work. */
   tokensLeft: () => number;
-  onSpeculation?: (event: SpeculationEvent) => void;
+  onSpeculation?: SpeculationListener;
+}
+
+/** Tells onSpeculation about `event`, waiting for it when it returned a promise (see SpeculationListener). */
+async function notify(settings: SelfSpeculativeSettings, event: SpeculationEvent): Promise<void> {
+  const pending = settings.onSpeculation?.(event);
+  if (pending && typeof pending.then === 'function') await pending;
 }
 
 /** Counters every self-speculative generation reports. */
@@ -88,7 +96,7 @@ export async function selfSpeculativeStep(
     uniforms: sampled ? random.uniforms(Math.max(1, maxDrafts)) : undefined,
   });
   const drafts = Array.from(run.tokens);
-  for (const token of drafts) settings.onSpeculation?.({ type: 'draft', token });
+  for (const token of drafts) await notify(settings, { type: 'draft', token });
 
   // 2. Verify: layers [E, L) once over [x, d1 … dj].
   const verifyStarted = performance.now();
@@ -107,7 +115,7 @@ export async function selfSpeculativeStep(
     accepted++;
   }
   const block = [...drafts.slice(0, accepted), verdict.tokens[accepted]];
-  settings.onSpeculation?.({ type: 'verify', drafts, accepted });
+  await notify(settings, { type: 'verify', drafts, accepted });
   record(counters, drafts.length, accepted, verifyStarted - draftStarted, verifyEnded - verifyStarted);
 
   // 4. Roll back to x + the accepted drafts. The block's last token is emitted but not evaluated (the next

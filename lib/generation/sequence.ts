@@ -15,6 +15,9 @@ export interface PickedToken {
   probability: number;
 }
 
+/** Prompt tokens evaluated per native call in prefill (between them, an abort is noticed). */
+export const PREFILL_CHUNK = 128;
+
 export class Sequence {
   /** Tokens whose K/V are cached in layers [0, cachedLayers). */
   tokens: number[] = [];
@@ -27,9 +30,16 @@ export class Sequence {
 
   /**
    * Makes the cache hold `prompt` in layers [0, layerEnd), evaluating only what is not already cached, and picks
-   * the token that follows. Returns how many prompt tokens were reused from the cache.
+   * the token that follows. Returns how many prompt tokens were reused from the cache, or undefined when `signal`
+   * aborted between chunks (the cache then holds part of the prompt; `tokens` says which).
    */
-  async prefill(prompt: number[], layerEnd: number, sampling: Sampling, random: Random): Promise<PickedToken & { reused: number }> {
+  async prefill(
+    prompt: number[],
+    layerEnd: number,
+    sampling: Sampling,
+    random: Random,
+    signal?: AbortSignal,
+  ): Promise<(PickedToken & { reused: number }) | undefined> {
     if (prompt.length === 0) throw new RangeError('the prompt is empty (no tokens to start from)');
     if (prompt.length >= this.contextLength) {
       throw new RangeError(`the prompt has ${prompt.length} tokens; the context holds ${this.contextLength}`);
@@ -38,7 +48,18 @@ export class Sequence {
     const limit = Math.min(prompt.length - 1, this.tokens.length, this.cachedLength(layerEnd));
     while (reused < limit && this.tokens[reused] === prompt[reused]) reused++;
     this.truncate(reused);
-    const picked = await this.evaluate(prompt.slice(reused), layerEnd, sampling, random);
+    // Long prompts go in chunks so an abort is seen within one chunk's time (a row's results do not depend on the
+    // chunking: the forward pass is batch-invariant).
+    let done = reused;
+    while (prompt.length - done > PREFILL_CHUNK) {
+      if (signal?.aborted) return undefined;
+      const chunk = prompt.slice(done, done + PREFILL_CHUNK);
+      await this.native.evaluate(Int32Array.from(chunk), { layerEnd, logitRows: 0 });
+      done += chunk.length;
+      this.tokens = prompt.slice(0, done);
+    }
+    if (signal?.aborted) return undefined;
+    const picked = await this.evaluate(prompt.slice(done), layerEnd, sampling, random);
     this.tokens = prompt.slice();
     return { ...picked, reused };
   }

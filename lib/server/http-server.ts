@@ -71,41 +71,107 @@ interface Exchange {
 
 type Handler = (request: http.IncomingMessage, response: http.ServerResponse, exchange: Exchange) => Promise<void> | void;
 
+/** Listens, then serves the model (the model is loaded already). */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  return serve(await Listener.open(options.host, options.port), options);
+}
+
+/** A server that listens while the model loads: `ready` settles once it serves (or the load failed). */
+export interface LoadingServer {
+  url: string;
+  port: number;
+  ready: Promise<RunningServer>;
+  /** Stops listening before the model has loaded. */
+  abandon(): Promise<void>;
+}
+
+/**
+ * Listens, then calls `load` and answers every request 503 until it resolves with the server's options (GET /health:
+ * {"status":"loading"}; the others an OpenAI error with Retry-After), as llama-server does, so orchestrators see a
+ * live but not ready server. A failed load stops the listener and rejects `ready`.
+ */
+export async function startServerWhileLoading(host: string, port: number, load: () => Promise<ServerOptions>): Promise<LoadingServer> {
+  const listener = await Listener.open(host, port);
+  listener.handler = answerLoading;
+  const ready = load().then(
+    (options) => serve(listener, options),
+    async (error: unknown) => {
+      await listener.shutdown(async () => {});
+      throw error;
+    },
+  );
+  ready.catch(() => {}); // surfaced to whoever awaits `ready`
+  return { url: listener.url, port: listener.port, ready, abandon: () => listener.shutdown(async () => {}) };
+}
+
+function answerLoading(request: http.IncomingMessage, response: http.ServerResponse): void {
+  if (pathOf(request) === '/health') {
+    sendJson(response, 503, { status: 'loading' }, { 'Retry-After': '5' });
+    return;
+  }
+  sendError(response, new ApiError(503, 'the model is still loading; retry shortly', { code: 'model_loading', retryAfterSeconds: 5 }));
+}
+
+async function serve(listener: Listener, options: ServerOptions): Promise<RunningServer> {
   const chatTemplate = await ChatTemplate.fromDir(options.model.info.dir, options.chatTemplate);
   const api = new OpenAiApi(options, chatTemplate);
-  const server = http.createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS }, (request, response) => {
+  listener.handler = (request, response) => {
     api.handle(request, response).catch(() => response.destroy());
-  });
-  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
-  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  };
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${host}:${port}`,
-    port,
+    url: listener.url,
+    port: listener.port,
     close(deadlineMs: number) {
-      closing ??= (async () => {
+      closing ??= listener.shutdown(async () => {
         api.ready = false;
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeIdleConnections();
         await options.engine.close(deadlineMs);
-        server.closeIdleConnections();
-        const grace = new Promise<void>((resolve) => setTimeout(resolve, CLOSE_GRACE_MS).unref());
-        await Promise.race([closed, grace]);
-        server.closeAllConnections();
-        await closed;
-      })();
+      });
       return closing;
     },
   };
+}
+
+/** The node:http server, its address, and the handler requests go to (swapped when loading ends). */
+class Listener {
+  handler: (request: http.IncomingMessage, response: http.ServerResponse) => void = () => {};
+
+  private constructor(
+    private readonly server: http.Server,
+    readonly url: string,
+    readonly port: number,
+  ) {}
+
+  static async open(host: string, port: number): Promise<Listener> {
+    let listener: Listener | undefined;
+    const server = http.createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS }, (request, response) =>
+      listener!.handler(request, response),
+    );
+    server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const bound = (server.address() as AddressInfo).port;
+    const shownHost = host.includes(':') ? `[${host}]` : host;
+    listener = new Listener(server, `http://${shownHost}:${bound}`, bound);
+    return listener;
+  }
+
+  /** Stops accepting, runs `drain` (the engine finishing its work), then gives answers a grace period and closes. */
+  async shutdown(drain: () => Promise<void>): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    await drain();
+    this.server.closeIdleConnections();
+    const grace = new Promise<void>((resolve) => setTimeout(resolve, CLOSE_GRACE_MS).unref());
+    await Promise.race([closed, grace]);
+    this.server.closeAllConnections();
+    await closed;
+  }
 }
 
 class OpenAiApi {
