@@ -13,6 +13,7 @@
 #include "../cpu/cpu_features.h"
 #include "../cpu/matmul.h"
 #include "../cpu/thread_pool.h"
+#include "available_cores.h"
 
 namespace layerskip {
 
@@ -39,7 +40,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }  // namespace
 
 double measure_host_read_bandwidth(int threads, size_t bytes, int repeats) {
-  threads = std::max(1, threads <= 0 ? int(std::thread::hardware_concurrency()) : threads);
+  threads = std::max(1, threads <= 0 ? available_cores() : threads);
   constexpr int kColumns = 4096;  // the matvec pattern's row length (bf16)
   const size_t rows = std::max<size_t>(1, bytes / (2 * kColumns));
   bytes = rows * kColumns * 2;

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <thread>
 
+#include "available_cores.h"
+
 namespace layerskip {
 
 // --- files ---
@@ -38,9 +40,10 @@ constexpr int kMaxContextLength = 1 << 20;
 constexpr int kMaxThreads = 256;
 constexpr int kThreadsPerCore = 4;
 
-// Threads to create for a request of `requested` (≤ 0: one per core): at most kThreadsPerCore per available core.
+// Threads to create for a request of `requested` (≤ 0: one per available core, see available_cores.h): at most
+// kThreadsPerCore per available core.
 inline int thread_count_for(int requested) {
-  const int cores = std::max(1, int(std::thread::hardware_concurrency()));
+  const int cores = available_cores();
   if (requested <= 0) return cores;
   return std::min(requested, kThreadsPerCore * cores);
 }

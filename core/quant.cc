@@ -8,6 +8,8 @@
 #include <cmath>
 #include <thread>
 
+#include "available_cores.h"
+
 namespace layerskip {
 
 namespace {
@@ -190,7 +192,7 @@ Status quantize_matrix(const Weight& source, DType format, const std::string& na
   out->scales.assign(quant_scale_count(source.rows, source.cols), 0);
   out->mins.assign(format == DType::Q4 ? out->scales.size() : 0, 0);
 
-  const int workers = std::max(1, threads > 0 ? threads : int(std::thread::hardware_concurrency()));
+  const int workers = std::max(1, threads > 0 ? threads : available_cores());
   std::atomic<int> next_row{0};
   std::atomic<int> bad_row{-1};
   auto work = [&] {

@@ -247,7 +247,10 @@ export class BatchEngine implements Engine {
         candidates.map((job) => ({ drafts: job.maxDrafts(this.contextLength), acceptance: job.acceptance })),
         decoding.length - candidates.length,
       );
-    if (pays) for (const job of candidates) job.speculating = true;
+    for (const job of candidates) {
+      if (pays || job.exploring) job.speculating = true;
+      else job.roundsWithoutSpeculation++;
+    }
   }
 
   private planDraftStep(jobs: EngineJob[]): PlannedItem[] {

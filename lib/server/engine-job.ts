@@ -39,6 +39,9 @@ export class EngineJob {
   draftPasses = 0;
   /** Acceptance rate estimate (exponential average over rounds) for the speculation policy. */
   acceptance: number;
+  /** Rounds this job speculated, and plain rounds since it last did (the policy re-measures now and then). */
+  speculatedRounds = 0;
+  roundsWithoutSpeculation = 0;
   draftN = 0;
   draftAccepted = 0;
   slot: Slot | undefined;
@@ -68,6 +71,14 @@ export class EngineJob {
   /** Layers a prefill or plain decode runs: the early exit for autoregressive, all layers otherwise. */
   get forwardLayers(): number {
     return this.speculative ? this.numLayers : this.request.strategy.exitLayer;
+  }
+
+  /**
+   * Whether this job should speculate a round whatever the cost model says, to measure its own acceptance: its
+   * first two rounds, then one in every 32 (acceptance changes with the text).
+   */
+  get exploring(): boolean {
+    return this.speculatedRounds < 2 || this.roundsWithoutSpeculation >= 32;
   }
 
   /** Drafts this job may propose in a round: k, bounded by the context and the tokens it may still emit. */
@@ -173,6 +184,8 @@ export class EngineJob {
     this.committed += 1 + accepted; // x and the accepted drafts
     this.slot!.context.truncate(this.committed);
     if (drafts.length > 0) this.acceptance = 0.7 * this.acceptance + 0.3 * (accepted / drafts.length);
+    this.speculatedRounds++;
+    this.roundsWithoutSpeculation = 0;
     this.draftN += drafts.length;
     this.draftAccepted += accepted;
     this.endRound();
