@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { median } from './benchmark.js';
+import { resolveModelDir } from './model-path.js';
 import { resolveOptions, type GenerationOptions } from './generation/options.js';
 import { MAX_CONTEXT_LENGTH, MAX_THREADS } from './limits.js';
 import { runGeneration, type GenerationResult } from './generation/generate.js';
@@ -88,7 +89,7 @@ export class LayerSkipModel {
     this.sequence = new Sequence(context, info.contextLength, info.numLayers);
   }
 
-  /** Loads a HuggingFace Llama checkpoint folder. */
+  /** Loads a HuggingFace Llama checkpoint folder, or a Hub id ("org/name") already in the HuggingFace cache. */
   static async load(dir: string, options: LoadOptions = {}): Promise<LayerSkipModel> {
     if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('model directory must be a non-empty string');
     const device = options.device ?? 'cpu';
@@ -114,10 +115,7 @@ export class LayerSkipModel {
     if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
       throw new TypeError('onProgress must be a function');
     }
-    const resolved = path.resolve(dir);
-    if (!fs.existsSync(resolved) || !fs.statSync(resolved).isDirectory()) {
-      throw new Error(`${resolved}: model folder not found`);
-    }
+    const resolved = resolveModelDir(dir);
     const binding = loadNativeBinding();
     const tokenizer = fs.existsSync(path.join(resolved, 'tokenizer.json')) ? await LlamaTokenizer.fromDir(resolved) : undefined;
     const native = await binding.NativeModel.load(resolved, {
@@ -340,7 +338,7 @@ export class LayerSkipModel {
   }
 }
 
-/** Loads a HuggingFace Llama checkpoint folder (see LoadOptions). */
+/** Loads a HuggingFace Llama checkpoint folder, or a Hub id already in the HuggingFace cache (see LoadOptions). */
 export function loadModel(dir: string, options: LoadOptions = {}): Promise<LayerSkipModel> {
   return LayerSkipModel.load(dir, options);
 }

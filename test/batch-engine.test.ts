@@ -84,18 +84,21 @@ describe('batching engine (continuous batching over the demo model)', function (
     }
   });
 
-  it('reproduces a sampled request from its seed, alone or beside others', async function () {
-    const engine = await BatchEngine.create(model, { parallel: 3, queueLimit: 8, requestTimeoutMs: 0, speculation: 'always' });
-    try {
-      const strategy = strategies(model.info.numLayers)[1];
-      const sampled = (seed: number) =>
-        request('def fibonacci(n):', strategy, { sampling: { temperature: 0.9, topK: 0, topP: 0.95 }, seed });
-      const alone = await engine.submit(sampled(7));
-      const [beside, other] = await Promise.all([engine.submit(sampled(7)), engine.submit(sampled(8)), engine.submit(sampled(9))]);
-      assert.deepEqual(beside.tokenIds, alone.tokenIds);
-      assert.ok(other.tokenIds.length > 0);
-    } finally {
-      await engine.close(1000);
+  it('reproduces a sampled request from its seed, alone or beside others, under either speculation policy', async function () {
+    for (const speculation of ['always', 'adaptive'] as const) {
+      const engine = await BatchEngine.create(model, { parallel: 3, queueLimit: 8, requestTimeoutMs: 0, speculation });
+      try {
+        for (const strategy of strategies(model.info.numLayers)) {
+          const sampled = (seed: number) =>
+            request('def fibonacci(n):', strategy, { sampling: { temperature: 0.9, topK: 0, topP: 0.95 }, seed, maxTokens: 60 });
+          const alone = await engine.submit(sampled(7));
+          const [beside, other] = await Promise.all([engine.submit(sampled(7)), engine.submit(sampled(8)), engine.submit(sampled(9))]);
+          assert.deepEqual(beside.tokenIds, alone.tokenIds, `${speculation}, ${strategy.generationStrategy} E ${strategy.exitLayer}`);
+          assert.ok(other.tokenIds.length > 0);
+        }
+      } finally {
+        await engine.close(1000);
+      }
     }
   });
 

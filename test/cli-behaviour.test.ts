@@ -2,9 +2,12 @@
 // `head` ends quietly with exit 0; Ctrl-C stops generation, prints the stats so far and exits 130; piped stdout is
 // exactly the text; flags are named in errors (exit 2) with did-you-mean; -h, --version, --prompt-ids; a context
 // beyond the checkpoint's max_position_embeddings is refused. In the API: temperature > 0 samples and 0 is greedy;
-// leaving a stream() loop early cancels the generation; an abort during a long prefill stops between chunks.
+// leaving a stream() loop early cancels the generation; an abort during a long prefill stops between chunks. A
+// model argument may be a Hub id found in the HuggingFace cache; a file or an absent id gets an error with the fix.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 import { resolveOptions } from '../lib/generation/options.js';
@@ -70,6 +73,9 @@ describe('CLI and API behaviour a new user relies on', function () {
     assert.equal(ids.code, 0, ids.stderr);
     assert.deepEqual(JSON.parse(ids.stdout).stats.promptTokens, 2);
     assert.equal(layerskip(['generate', '--model', modelDir, '--prompt-ids', '1,x']).code, 2);
+    const threads = layerskip(['generate', '--model', modelDir, '--prompt', 'x', '--max-steps', '1', '--threads', '200']);
+    assert.equal(threads.code, 0, threads.stderr);
+    assert.match(threads.stderr, /warning: --threads 200 is more than the \d+ cores available to this process/);
   });
 
   it('refuses a context longer than the checkpoint was trained for, naming both', function () {
@@ -117,5 +123,43 @@ describe('CLI and API behaviour a new user relies on', function () {
       const whole = await model.generate(prompt, { maxSteps: 3 });
       assert.equal(whole.tokenIds.length, 3, 'the next generation starts from a consistent cache');
     });
+  });
+});
+
+describe('model argument: a folder, a file, or a HuggingFace Hub id', function () {
+  let modelDir: string;
+  let cache: string;
+  before(function () {
+    modelDir = ensureFixtures(['tok-llama3'])['tok-llama3'];
+    // A HuggingFace cache holding the fixture as "org/tiny" (a symlinked snapshot, as the hub client writes).
+    cache = fs.mkdtempSync(path.join(os.tmpdir(), 'layerskip-hf-cache-'));
+    const repo = path.join(cache, 'models--org--tiny');
+    fs.mkdirSync(path.join(repo, 'refs'), { recursive: true });
+    fs.mkdirSync(path.join(repo, 'snapshots'));
+    fs.writeFileSync(path.join(repo, 'refs', 'main'), 'abc123\n');
+    fs.symlinkSync(modelDir, path.join(repo, 'snapshots', 'abc123'));
+  });
+  after(function () {
+    fs.rmSync(cache, { recursive: true, force: true });
+  });
+
+  it('finds a Hub id in the HuggingFace cache and explains how to download one that is not', function () {
+    const env = { HF_HUB_CACHE: cache };
+    const found = spawnSync(process.execPath, [BIN, 'generate', '--model', 'org/tiny', '--prompt', 'Hi', '--max-steps', '2', '--json'], {
+      cwd: packageRoot, env: { ...ENV, ...env }, encoding: 'utf8',
+    });
+    assert.equal(found.status, 0, found.stderr);
+    const missing = spawnSync(process.execPath, [BIN, 'generate', '--model', 'facebook/layerskip-llama3.2-1B', '--prompt', 'Hi'], {
+      cwd: packageRoot, env: { ...ENV, ...env }, encoding: 'utf8',
+    });
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /looks like a Hub id/);
+    assert.match(missing.stderr, /huggingface-cli download facebook\/layerskip-llama3\.2-1B --local-dir/);
+  });
+
+  it('says a file is not a checkpoint folder', function () {
+    const run = layerskip(['generate', '--model', path.join(modelDir, 'config.json'), '--prompt', 'x']);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /config\.json is a file: give the checkpoint's folder/);
   });
 });

@@ -2,7 +2,7 @@
 // through loadModel and scores exactly what the trainer scored, a resumed run reproduces an uninterrupted one, and
 // `layerskip train` reports bad options as usage errors.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { loadModel } from '../lib/model.js';
 import { loadNativeBinding } from '../lib/native.js';
 import { exportModel, llamaConfigJson } from '../lib/training/checkpoint.js';
-import { trainModel, type TrainEvent } from '../lib/training/train.js';
+import { TrainingInterrupted, trainModel, type TrainEvent } from '../lib/training/train.js';
 import type { TrainOptions } from '../lib/training/train-options.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -137,6 +137,46 @@ describe('training', function () {
     const a = fs.readFileSync(path.join(straight, 'model.safetensors'));
     const b = fs.readFileSync(path.join(resumed, 'model.safetensors'));
     assert.ok(a.equals(b), 'weights differ after resuming');
+  });
+
+  it('refuses an --out that holds a run unless resuming or overwriting; a signal stops it at a step, naming the checkpoint', async function () {
+    const options = { ...MICRO, steps: 12, checkpointInterval: 4, evalInterval: 100, data: [corpus] };
+    const out = path.join(work, 'guarded');
+    await trainModel({ ...options, steps: 4, out });
+    await assert.rejects(trainModel({ ...options, out }), /already holds a training run \(train_log\.jsonl, checkpoint, config\.json, model\.safetensors\): pass --resume/);
+    const controller = new AbortController();
+    const interrupted = trainModel({ ...options, out, overwrite: true }, (event) => {
+      if (event.kind === 'checkpoint' && event.step === 8) controller.abort();
+    }, { signal: controller.signal });
+    await assert.rejects(interrupted, (error: unknown) => {
+      assert.ok(error instanceof TrainingInterrupted);
+      assert.equal(error.step, 8);
+      assert.equal(error.checkpointStep, 8);
+      return true;
+    });
+    const log = fs.readFileSync(path.join(out, 'train_log.jsonl'), 'utf8').trim().split('\n');
+    assert.equal(JSON.parse(log.at(-1)!).step, 8, 'the overwritten run started its log afresh');
+  });
+
+  it('`layerskip train` on Ctrl-C stops, names the last checkpoint and prints the --resume command (exit 130)', async function () {
+    const out = path.join(work, 'cli-interrupted');
+    const args = ['train', '--data', corpus, '--out', out, '--steps', '100000', '--checkpoint-interval', '3', '--layers', '2',
+      '--hidden', '32', '--heads', '2', '--kv-heads', '1', '--ffn', '64', '--vocab-size', '300', '--sequence-length', '16',
+      '--batch-size', '2', '--threads', '1', '--held-out', '0'];
+    const child = spawn(process.execPath, [path.join(root, 'bin', 'layerskip.js'), ...args], {
+      cwd: root, env: { ...process.env, LAYERSKIP_FROM_SOURCE: '1' },
+    });
+    let stderr = '';
+    let interrupted = false;
+    child.stderr.on('data', (data: Buffer) => {
+      stderr += data.toString();
+      if (!interrupted && /checkpoint saved at step 3\b/.test(stderr)) interrupted = child.kill('SIGINT');
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    assert.equal(code, 130, stderr);
+    assert.match(stderr, /training interrupted at step \d+; the last checkpoint \(step \d+\) is in .*checkpoint/);
+    assert.match(stderr, /continue with: layerskip train --data .* --resume/);
+    assert.match(stderr, /warning: 0 held-out files/);
   });
 
   it('`layerskip train` reports missing and bad options as usage errors', function () {

@@ -5,8 +5,9 @@ import { availableParallelism } from 'node:os';
 
 import { formatBenchmark, formatSpeculativeBenchmark, runBenchmark, runSpeculativeBenchmark } from '../benchmark.js';
 import { loadModel, type Device } from '../model.js';
+import { DEFAULT_NUM_SPECULATIONS } from '../generation/options.js';
 import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs } from './args.js';
-import { defaultModelDir, ENGINE_OPTION_SPECS, engineLoadOptions } from './common.js';
+import { defaultModelDir, ENGINE_OPTION_SPECS, engineLoadOptions, threadsOption } from './common.js';
 
 export const benchmarkSpecs: OptionSpecs = {
   model: { kind: 'string', placeholder: 'DIR', description: 'HuggingFace Llama checkpoint folder (default: the bundled demo model)' },
@@ -18,7 +19,7 @@ export const benchmarkSpecs: OptionSpecs = {
   repeats: { kind: 'integer', placeholder: 'N', description: 'repeats, each with a fresh prompt (default 3)' },
   'exit-layer': { kind: 'integer', placeholder: 'E', description: 'decode with the first E layers only (early exit); the draft depth with --self-speculative' },
   'self-speculative': { kind: 'boolean', description: 'also compare greedy self-speculative decoding with autoregressive' },
-  'num-speculations': { kind: 'integer', placeholder: 'K', description: 'tokens drafted per step with --self-speculative (default 4)' },
+  'num-speculations': { kind: 'integer', placeholder: 'K', description: `tokens drafted per step with --self-speculative (default ${DEFAULT_NUM_SPECULATIONS})` },
   json: { kind: 'boolean', description: 'print the results as JSON' },
   help: { kind: 'boolean', aliases: ['h'], description: 'show this help' },
 };
@@ -42,7 +43,7 @@ export async function runBenchmarkCommand(argv: string[]): Promise<number> {
   }
   const model = await loadModel((options.model as string | undefined) ?? defaultModelDir(), {
     device: options.device as Device | undefined,
-    threads: options.threads as number | undefined,
+    threads: threadsOption(options),
     ...engineLoadOptions(options),
   });
   try {
@@ -72,7 +73,7 @@ export async function runBenchmarkCommand(argv: string[]): Promise<number> {
     const comparison = speculative
       ? await runSpeculativeBenchmark(model, {
           exitLayer: exitLayer!,
-          numSpeculations: (options['num-speculations'] as number | undefined) ?? 4,
+          numSpeculations: (options['num-speculations'] as number | undefined) ?? DEFAULT_NUM_SPECULATIONS,
           promptTokens,
           generateTokens,
           repeats,

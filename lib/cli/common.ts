@@ -1,5 +1,6 @@
 // Helpers shared by the CLI subcommands.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 import { CPU_KERNEL_NAMES, QUANT_TYPES, type CpuKernelsName, type LoadOptions, type QuantType } from '../model.js';
@@ -57,4 +58,17 @@ export function engineLoadOptions(options: Record<string, unknown>): Pick<LoadOp
     weights: oneOf<QuantType>('weights', options.weights, QUANT_TYPES),
     draftHead: oneOf<QuantType>('draft-head', options['draft-head'], QUANT_TYPES),
   };
+}
+
+/**
+ * --threads, with a warning when it asks for more threads than this process has cores (affinity and container
+ * quota): extra threads only take turns on the same cores.
+ */
+export function threadsOption(options: Record<string, unknown>): number | undefined {
+  const threads = options.threads as number | undefined;
+  const cores = os.availableParallelism();
+  if (threads !== undefined && threads > cores) {
+    process.stderr.write(`layerskip: warning: --threads ${threads} is more than the ${cores} cores available to this process; they will take turns\n`);
+  }
+  return threads;
 }

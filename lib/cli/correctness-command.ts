@@ -5,14 +5,15 @@ import fs from 'node:fs';
 
 import { loadModel, type Device, type LayerSkipModel } from '../model.js';
 import type { GenerationResult } from '../generation/generate.js';
+import { DEFAULT_NUM_SPECULATIONS } from '../generation/options.js';
 import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs } from './args.js';
-import { defaultModelDir, ENGINE_OPTION_SPECS, engineLoadOptions } from './common.js';
+import { defaultModelDir, ENGINE_OPTION_SPECS, engineLoadOptions, threadsOption } from './common.js';
 
 export const correctnessSpecs: OptionSpecs = {
   model: { kind: 'string', placeholder: 'DIR', description: 'HuggingFace Llama checkpoint folder (default: the bundled demo model)' },
   prompts: { kind: 'string', placeholder: 'FILE', description: 'JSONL file, one {"prompt": text or token ids} per line' },
   'exit-layer': { kind: 'integer', placeholder: 'E', description: 'draft exit layer (default: half the layers)' },
-  'num-speculations': { kind: 'integer', placeholder: 'K', description: 'tokens drafted per step (default 6)' },
+  'num-speculations': { kind: 'integer', placeholder: 'K', description: `tokens drafted per step (default ${DEFAULT_NUM_SPECULATIONS})` },
   'max-steps': { kind: 'integer', aliases: ['max-tokens'], placeholder: 'N', description: 'tokens generated per prompt (default 64)' },
   device: { kind: 'string', placeholder: 'NAME', description: 'cpu (default), cuda or auto' },
   threads: { kind: 'integer', placeholder: 'N', description: 'CPU threads (default: one per core)' },
@@ -74,14 +75,14 @@ export async function runCorrectnessCommand(argv: string[]): Promise<number> {
   const prompts = readPrompts(options.prompts as string);
   const model = await loadModel((options.model as string | undefined) ?? defaultModelDir(), {
     device: options.device as Device | undefined,
-    threads: options.threads as number | undefined,
+    threads: threadsOption(options),
     ...engineLoadOptions(options),
     contextLength: options['context-length'] as number | undefined,
   });
   try {
     const numLayers = model.info.numLayers;
     const exitLayer = (options['exit-layer'] as number | undefined) ?? Math.max(1, Math.floor(numLayers / 2));
-    const numSpeculations = (options['num-speculations'] as number | undefined) ?? 6;
+    const numSpeculations = (options['num-speculations'] as number | undefined) ?? DEFAULT_NUM_SPECULATIONS;
     const maxSteps = (options['max-steps'] as number | undefined) ?? 64;
     process.stdout.write(`correctness: E = ${exitLayer} of ${numLayers} layers, k = ${numSpeculations}, ${maxSteps} tokens per prompt\n`);
     let errors = 0;

@@ -16,7 +16,7 @@ import { loadModel, type Device, type LayerSkipModel } from '../model.js';
 import type { LlamaTokenizer } from '../tokenizer.js';
 import { listCorpusFiles, tokenizeCorpus } from '../training/corpus.js';
 import { formatHelp, parseArgs, UsageError, type OptionSpecs } from './args.js';
-import { defaultModelDir, ENGINE_OPTION_SPECS, engineLoadOptions } from './common.js';
+import { defaultModelDir, ENGINE_OPTION_SPECS, engineLoadOptions, threadsOption } from './common.js';
 
 export const DEFAULT_EVAL_MAX_TOKENS = 4096;
 
@@ -134,7 +134,7 @@ export async function runEvalCommand(argv: string[]): Promise<number> {
     throw new UsageError(`--data: ${(error as Error).message}`);
   }
 
-  const deviceOptions = { device: options.device as Device | undefined, threads: options.threads as number | undefined, contextLength: window };
+  const deviceOptions = { device: options.device as Device | undefined, threads: threadsOption(options), contextLength: window };
   const engineOptions = engineLoadOptions(options);
   const referenceDir = options.reference as string | undefined;
   const model = await loadModel((options.model as string | undefined) ?? defaultModelDir(), { ...deviceOptions, ...engineOptions });

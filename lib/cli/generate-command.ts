@@ -1,9 +1,17 @@
 // `layerskip generate`: stream a continuation to stdout and finish with a stats line (or --json).
 import type { Device, LayerSkipModel } from '../model.js';
-import { resolveOptions, type GenerationOptions, type GenerationStrategy } from '../generation/options.js';
+import {
+  DEFAULT_MAX_STEPS,
+  DEFAULT_NUM_SPECULATIONS,
+  DEFAULT_TEMPERATURE,
+  DEFAULT_TOP_P,
+  resolveOptions,
+  type GenerationOptions,
+  type GenerationStrategy,
+} from '../generation/options.js';
 import type { GenerationResult } from '../generation/generate.js';
 import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs, type ParsedOptions } from './args.js';
-import { defaultModelDir, readStdin, ENGINE_OPTION_SPECS, engineLoadOptions } from './common.js';
+import { defaultModelDir, readStdin, ENGINE_OPTION_SPECS, engineLoadOptions, threadsOption } from './common.js';
 import { loadModelWithProgress } from './load-progress.js';
 import { SpeculativeStreamer } from './speculative-streamer.js';
 
@@ -11,16 +19,16 @@ export const generateSpecs: OptionSpecs = {
   model: { kind: 'string', placeholder: 'DIR', description: 'HuggingFace Llama checkpoint folder (default: the bundled demo model)' },
   prompt: { kind: 'string', placeholder: 'TEXT', description: 'prompt text (default: read from stdin)' },
   'prompt-ids': { kind: 'string', placeholder: 'IDS', description: 'the prompt as comma-separated token ids, used as given (no BOS added)' },
-  'max-steps': { kind: 'integer', aliases: ['max-tokens'], placeholder: 'N', description: 'most tokens to generate (default 512)' },
+  'max-steps': { kind: 'integer', aliases: ['max-tokens'], placeholder: 'N', description: `most tokens to generate (default ${DEFAULT_MAX_STEPS})` },
   sample: { kind: 'boolean', description: 'sample (True|False; default: True when --temperature > 0); False forces greedy' },
-  temperature: { kind: 'number', placeholder: 'T', description: 'sampling temperature; 0 = greedy (default 0.6 with --sample)' },
-  'top-k': { kind: 'integer', placeholder: 'K', description: 'keep the K most likely tokens (0 = off)' },
-  'top-p': { kind: 'number', placeholder: 'P', description: 'nucleus sampling mass (default 0.9; 1 = off)' },
-  seed: { kind: 'integer', placeholder: 'S', description: 'random seed for sampling' },
+  temperature: { kind: 'number', placeholder: 'T', description: `sampling temperature; 0 = greedy (default ${DEFAULT_TEMPERATURE} with --sample)` },
+  'top-k': { kind: 'integer', placeholder: 'K', description: 'keep the K most likely tokens (default 0 = off)' },
+  'top-p': { kind: 'number', placeholder: 'P', description: `nucleus sampling mass (default ${DEFAULT_TOP_P} when sampling; 1 = off)` },
+  seed: { kind: 'integer', placeholder: 'S', description: 'random seed for sampling (default: random)' },
   'stop': { kind: 'list', aliases: ['stop-words'], placeholder: 'TEXT', description: 'stop string (repeatable)' },
   'generation-strategy': { kind: 'string', placeholder: 'NAME', description: 'autoregressive (default) or self_speculative' },
-  'exit-layer': { kind: 'integer', placeholder: 'E', description: 'early-exit / draft layer' },
-  'num-speculations': { kind: 'integer', placeholder: 'K', description: 'tokens drafted per self-speculative step' },
+  'exit-layer': { kind: 'integer', placeholder: 'E', description: 'early-exit / draft layer (default: all layers)' },
+  'num-speculations': { kind: 'integer', placeholder: 'K', description: `tokens drafted per self-speculative step (default ${DEFAULT_NUM_SPECULATIONS})` },
   'draft-confidence': { kind: 'number', placeholder: 'P', description: 'stop drafting below this draft top probability (0 = off)' },
   streamer: { kind: 'string', placeholder: 'NAME', description: 'plain (default) or speculative (shows drafts on a TTY)' },
   device: { kind: 'string', placeholder: 'NAME', description: 'cpu (default), cuda or auto' },
@@ -70,7 +78,7 @@ export async function runGenerateCommand(argv: string[]): Promise<number> {
 
   const model = await loadModelWithProgress(modelDir, {
     device: options.device as Device | undefined,
-    threads: options.threads as number | undefined,
+    threads: threadsOption(options),
     ...engineLoadOptions(options),
     contextLength: options['context-length'] as number | undefined,
   });

@@ -2,7 +2,7 @@
 import { QUANT_TYPES, type QuantType } from '../model.js';
 import { quantizeModel } from '../quantize.js';
 import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs } from './args.js';
-import { defaultModelDir } from './common.js';
+import { defaultModelDir, threadsOption } from './common.js';
 import { LoadProgressBar } from './load-progress.js';
 
 export const quantizeSpecs: OptionSpecs = {
@@ -47,7 +47,7 @@ export async function runQuantizeCommand(argv: string[]): Promise<number> {
     report = await quantizeModel((options.model as string | undefined) ?? defaultModelDir(), out, {
       type: type as QuantType,
       keepHead: options['keep-head'] === true,
-      threads: options.threads as number | undefined,
+      threads: threadsOption(options),
       onProgress: progress.onProgress,
       signal: controller.signal,
     });

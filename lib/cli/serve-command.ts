@@ -4,14 +4,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-import type { GenerationStrategy } from '../generation/options.js';
+import { DEFAULT_NUM_SPECULATIONS, type GenerationStrategy } from '../generation/options.js';
 import type { Device, LayerSkipModel } from '../model.js';
 import { BatchEngine } from '../server/batch-engine.js';
 import { MAX_NUM_SPECULATIONS, type EngineStrategy } from '../server/engine-api.js';
 import { startServerWhileLoading, type RunningServer } from '../server/http-server.js';
 import { ServerMetrics } from '../server/metrics.js';
 import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs } from './args.js';
-import { defaultModelDir, ENGINE_OPTION_SPECS, engineLoadOptions } from './common.js';
+import { defaultModelDir, ENGINE_OPTION_SPECS, engineLoadOptions, threadsOption } from './common.js';
 import { loadModelWithProgress } from './load-progress.js';
 
 export const serveSpecs: OptionSpecs = {
@@ -24,7 +24,7 @@ export const serveSpecs: OptionSpecs = {
   'model-id': { kind: 'string', placeholder: 'NAME', description: 'the model name clients see (default: the folder name)' },
   'generation-strategy': { kind: 'string', placeholder: 'NAME', description: 'default for requests: autoregressive (default) or self_speculative' },
   'exit-layer': { kind: 'integer', placeholder: 'E', description: 'default early-exit / draft layer' },
-  'num-speculations': { kind: 'integer', placeholder: 'K', description: `default drafts per self-speculative round (default 4, at most ${MAX_NUM_SPECULATIONS})` },
+  'num-speculations': { kind: 'integer', placeholder: 'K', description: `default drafts per self-speculative round (default ${DEFAULT_NUM_SPECULATIONS}, at most ${MAX_NUM_SPECULATIONS})` },
   'draft-confidence': { kind: 'number', placeholder: 'P', description: 'default: stop drafting below this draft top probability (0 = off)' },
   speculation: { kind: 'string', placeholder: 'POLICY', description: 'adaptive (default: speculate when it raises throughput) or always' },
   'context-length': { kind: 'integer', placeholder: 'N', description: 'KV cache positions per slot (default min(model max, 4096))' },
@@ -67,7 +67,7 @@ function defaultStrategy(options: Record<string, unknown>, numLayers: number): E
   return {
     generationStrategy: generationStrategy as GenerationStrategy,
     exitLayer,
-    numSpeculations: positive('num-speculations', options['num-speculations'], 4, { max: MAX_NUM_SPECULATIONS }),
+    numSpeculations: positive('num-speculations', options['num-speculations'], DEFAULT_NUM_SPECULATIONS, { max: MAX_NUM_SPECULATIONS }),
     draftConfidence: positive('draft-confidence', options['draft-confidence'], 0, { min: 0, max: 1 }),
   };
 }
@@ -102,7 +102,7 @@ export async function runServeCommand(argv: string[]): Promise<number> {
   const listening = await startServerWhileLoading(host, port, async () => {
     model = await loadModelWithProgress(modelDir, {
       device: options.device as Device | undefined,
-      threads: options.threads as number | undefined,
+      threads: threadsOption(options),
       ...engineLoadOptions(options),
       contextLength: options['context-length'] as number | undefined,
     });

@@ -2,7 +2,7 @@
 // or from an HF checkpoint (--init), printing a progress line (step, tokens/s, loss per active exit) and writing
 // train_log.jsonl, resumable checkpoints and the final HF checkpoint into --out.
 import { DEFAULT_TRAIN_OPTIONS, type TrainOptions } from '../training/train-options.js';
-import { trainModel, type TrainEvent } from '../training/train.js';
+import { TrainingInterrupted, trainModel, type TrainEvent } from '../training/train.js';
 import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs, type ParsedOptions } from './args.js';
 
 const d = DEFAULT_TRAIN_OPTIONS;
@@ -16,6 +16,7 @@ export const trainSpecs: OptionSpecs = {
   init: { kind: 'string', placeholder: 'DIR', description: 'continue from this HF Llama checkpoint instead of from scratch' },
   tokenizer: { kind: 'string', placeholder: 'DIR', description: 'reuse this folder\'s tokenizer.json (default: train a BPE tokenizer)' },
   resume: { kind: 'boolean', description: 'continue from --out/checkpoint/ when it exists' },
+  overwrite: { kind: 'boolean', description: 'start over in an --out that already holds a run (default: refuse)' },
   layers: { kind: 'integer', aliases: ['num-layers'], placeholder: 'N', description: `decoder layers (default ${s.numLayers})` },
   hidden: { kind: 'integer', aliases: ['hidden-size'], placeholder: 'N', description: `hidden size (default ${s.hiddenSize})` },
   heads: { kind: 'integer', aliases: ['num-heads'], placeholder: 'N', description: `attention heads (default ${s.numHeads})` },
@@ -83,6 +84,7 @@ export function trainOptionsFrom(o: ParsedOptions): Partial<TrainOptions> & Pick
     init: o.init as string | undefined,
     tokenizer: o.tokenizer as string | undefined,
     resume: o.resume as boolean | undefined,
+    overwrite: o.overwrite as boolean | undefined,
     shape: {
       ...s,
       ...defined({
@@ -144,9 +146,12 @@ function progressPrinter(stream: NodeJS.WriteStream, quiet: boolean): (event: Tr
         const losses = [...event.exitLoss].map(([layer, loss]) => `L${layer} ${loss.toFixed(3)}`).join(' ');
         const eta = (event.elapsedSeconds / Math.max(1, event.step)) * (event.totalSteps - event.step);
         const line = `step ${event.step}/${event.totalSteps} ${'█'.repeat(filled)}${'░'.repeat(width - filled)} ` +
-          `${event.tokensPerSecond.toFixed(0)} tok/s  loss ${losses}  lr ${event.learningRate.toExponential(2)}  eta ${formatDuration(eta)}`;
+          `${event.tokensPerSecond.toFixed(0)} tok/s  eta ${formatDuration(eta)}  lr ${event.learningRate.toExponential(2)}  ` +
+          `loss at exit layer: ${losses}`;
         if (tty) {
-          stream.write(`\r\x1b[2K${line}`);
+          // One terminal line: a line that wraps cannot be rewritten in place.
+          const columns = stream.columns > 0 ? stream.columns : 120;
+          stream.write(`\r\x1b[2K${line.length < columns ? line : line.slice(0, columns - 2) + '…'}`);
           lineOpen = true;
         } else {
           say(line);
@@ -171,8 +176,31 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
   }
   if (positionals.length > 0) throw unexpectedArgument(positionals[0], trainSpecs);
   const trainOptions = trainOptionsFrom(options);
-  const result = await trainModel(trainOptions, progressPrinter(process.stderr, Boolean(options.quiet)));
+  // Ctrl-C stops after the current step and says how to continue; a second Ctrl-C exits at once.
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  let result;
+  try {
+    result = await trainModel(trainOptions, progressPrinter(process.stderr, Boolean(options.quiet)), { signal: controller.signal });
+  } catch (error) {
+    if (!(error instanceof TrainingInterrupted)) throw error;
+    const again = error.checkpointStep > 0 ? `\ncontinue with: layerskip ${resumeCommand(argv)}` : '';
+    process.stderr.write(`\nlayerskip: ${error.message}${again}\n`);
+    return 130;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
   process.stdout.write(`trained ${(result.parameters / 1e6).toFixed(2)}M parameters for ${result.steps} steps ` +
     `(${result.tokensSeen} tokens, ${formatDuration(result.elapsedSeconds)}); model written to ${result.out}\n`);
   return 0;
+}
+
+// The command line that continues an interrupted run: the same arguments plus --resume.
+function resumeCommand(argv: string[]): string {
+  const quoted = argv.filter((arg) => arg !== '--overwrite').map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, "'\\''")}'`));
+  return ['train', ...quoted, ...(argv.includes('--resume') ? [] : ['--resume'])].join(' ');
 }

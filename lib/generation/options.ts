@@ -44,6 +44,10 @@ export interface GenerationOptions {
 /** LayerSkip's sampling defaults (its generate.py): temperature 0.6, top-p 0.9. */
 export const DEFAULT_TEMPERATURE = 0.6;
 export const DEFAULT_TOP_P = 0.9;
+/** Tokens generated when maxSteps is not given (LayerSkip's default). */
+export const DEFAULT_MAX_STEPS = 512;
+/** Drafts per self-speculative step when not given, in the API and every command (LayerSkip's examples use 6). */
+export const DEFAULT_NUM_SPECULATIONS = 6;
 
 export interface ResolvedOptions {
   maxSteps: number;
@@ -87,7 +91,7 @@ export function resolveOptions(options: GenerationOptions, limits: ModelLimits):
   if (options.maxSteps !== undefined && options.maxTokens !== undefined && options.maxSteps !== options.maxTokens) {
     throw new RangeError('maxSteps and maxTokens are aliases; give one of them');
   }
-  const maxSteps = integerOption('maxSteps', options.maxSteps ?? options.maxTokens ?? 512, 0, 1 << 24);
+  const maxSteps = integerOption('maxSteps', options.maxSteps ?? options.maxTokens ?? DEFAULT_MAX_STEPS, 0, 1 << 24);
   // As in HF and llama.cpp: a temperature > 0 samples and 0 is greedy; `sample: false` (LayerSkip's --sample False)
   // forces greedy whatever the temperature.
   if (options.temperature !== undefined) {
@@ -120,7 +124,7 @@ export function resolveOptions(options: GenerationOptions, limits: ModelLimits):
     throw new RangeError(`generationStrategy must be "autoregressive" or "self_speculative", got ${JSON.stringify(generationStrategy)}`);
   }
   const exitLayer = integerOption('exitLayer', options.exitLayer ?? limits.numLayers, 1, limits.numLayers);
-  const numSpeculations = integerOption('numSpeculations', options.numSpeculations ?? 6, 1, 64);
+  const numSpeculations = integerOption('numSpeculations', options.numSpeculations ?? DEFAULT_NUM_SPECULATIONS, 1, 64);
   const draftConfidence = numberOption('draftConfidence', options.draftConfidence ?? 0, (c) => c >= 0 && c <= 1, 'in [0, 1]');
   if (options.onSpeculation !== undefined && typeof options.onSpeculation !== 'function') {
     throw new TypeError('onSpeculation must be a function');

@@ -235,7 +235,7 @@ export class BatchEngine implements Engine {
     planned.forEach((entry, i) => this.apply(entry, results[i]));
   }
 
-  // A round starts when no request is mid-round: the speculative requests in decode either all speculate or not.
+  // A round starts when no request is mid-round: the greedy speculative requests in decode all speculate or none.
   private startRound(jobs: EngineJob[]): void {
     const decoding = jobs.filter((job) => !job.prefilling && !job.output.finished);
     const candidates = decoding.filter((job) => job.speculative && job.maxDrafts(this.contextLength) > 0);
@@ -247,8 +247,10 @@ export class BatchEngine implements Engine {
         candidates.map((job) => ({ drafts: job.maxDrafts(this.contextLength), acceptance: job.acceptance })),
         decoding.length - candidates.length,
       );
+    // A sampled request always speculates: which tokens it draws depends on whether a round speculates, and a seed
+    // must give the same text whatever else the server is doing. Greedy output does not depend on it.
     for (const job of candidates) {
-      if (pays || job.exploring) job.speculating = true;
+      if (pays || job.exploring || job.sampled) job.speculating = true;
       else job.roundsWithoutSpeculation++;
     }
   }

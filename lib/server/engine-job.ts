@@ -92,7 +92,7 @@ export class EngineJob {
     return { temperature, topK, topP };
   }
 
-  private get sampled(): boolean {
+  get sampled(): boolean {
     return this.request.sampling.temperature > 0;
   }
 

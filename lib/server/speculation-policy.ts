@@ -2,8 +2,8 @@
 // head, for the speculating sequences only) plus one verify step (everyone's rows through the model); plain
 // decoding costs one step per token. Batching already shares each weight read among the sequences, so with many
 // sequences, or with low acceptance, a round yields fewer tokens per millisecond than plain steps — then the
-// speculative requests decode autoregressively for that round (greedy output is identical either way, and
-// sampling draws from the same distribution). Step costs are measured as the engine runs.
+// greedy speculative requests decode autoregressively for that round (their output is identical either way;
+// sampled ones always speculate, to keep seeds reproducible). Step costs are measured as the engine runs.
 
 /** Exponential averages of measured step times, by rows in the step. */
 export class StepCosts {

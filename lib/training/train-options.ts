@@ -49,6 +49,8 @@ export interface TrainOptions {
   checkpointInterval: number;
   /** Continue from out/checkpoint/ when it exists. */
   resume: boolean;
+  /** Start over in an `out` that already holds a run (without it, and without resume, such an `out` is refused). */
+  overwrite?: boolean;
   /** p_max; 0 disables layer dropout. */
   layerDropout: number;
   layerDropoutShape: DropoutShape;

@@ -154,8 +154,42 @@ async function evaluateExits(trainer: NativeTrainer, windows: { tokens: Int32Arr
   return totals ? exitEvaluations(totals) : [];
 }
 
+/** Thrown by trainModel when its signal aborted: where it stopped and the checkpoint `resume` continues from. */
+export class TrainingInterrupted extends Error {
+  constructor(
+    readonly step: number,
+    /** The step of the last saved checkpoint (0: none yet). */
+    readonly checkpointStep: number,
+    readonly checkpointDir: string,
+  ) {
+    super(
+      checkpointStep > 0
+        ? `training interrupted at step ${step}; the last checkpoint (step ${checkpointStep}) is in ${checkpointDir}`
+        : `training interrupted at step ${step}, before the first checkpoint`,
+    );
+  }
+}
+
+// A folder that already holds a run is only reused with resume (continue it) or overwrite (start over).
+function refuseToOverwrite(options: TrainOptions): void {
+  if (options.resume || options.overwrite || !fs.existsSync(options.out)) return;
+  const previous = ['train_log.jsonl', 'checkpoint', 'config.json', 'model.safetensors'].filter((name) =>
+    fs.existsSync(path.join(options.out, name)),
+  );
+  if (previous.length > 0) {
+    throw new Error(
+      `${options.out} already holds a training run (${previous.join(', ')}): pass --resume to continue it, ` +
+        '--overwrite to start over in it, or another --out',
+    );
+  }
+}
+
+/**
+ * Trains a model. `signal` stops it between steps: trainModel then rejects with TrainingInterrupted, naming the last
+ * checkpoint (`resume: true` continues from it).
+ */
 export async function trainModel(given: Partial<TrainOptions> & Pick<TrainOptions, 'data' | 'out'>,
-  onEvent: (event: TrainEvent) => void = () => {}): Promise<TrainResult> {
+  onEvent: (event: TrainEvent) => void = () => {}, { signal }: { signal?: AbortSignal } = {}): Promise<TrainResult> {
   let options: TrainOptions = { ...DEFAULT_TRAIN_OPTIONS, ...given, shape: { ...DEFAULT_TRAIN_OPTIONS.shape, ...given.shape } };
   const report = (message: string) => onEvent({ kind: 'prepare', message });
   const saved = options.resume ? readTrainerState(options.out) : null;
@@ -166,6 +200,7 @@ export async function trainModel(given: Partial<TrainOptions> & Pick<TrainOption
     report(`resuming from ${path.join(options.out, 'checkpoint')} at step ${saved.step}`);
   }
   validateTrainOptions(options);
+  refuseToOverwrite(options);
   fs.mkdirSync(options.out, { recursive: true });
 
   const files = listCorpusFiles(options.data, { extensions: options.extensions, exclude: options.exclude });
@@ -206,6 +241,12 @@ export async function trainModel(given: Partial<TrainOptions> & Pick<TrainOption
   const numLayers = options.shape.numLayers;
   const selected = options.earlyExitLoss ? parseExitSelection(options.earlyExitLayers, numLayers) : [numLayers - 1];
   const fromScratch = options.layerDropoutSchedule ? options.layerDropoutSchedule === 'exp' : !options.init;
+  if (heldOut.tokens.length <= rows) {
+    report(
+      `warning: ${split.heldOut.length} held-out files (${heldOut.tokens.length} tokens) are too few for one evaluation window: ` +
+        'the evaluations score training text and will look better than they are; add files or raise --held-out',
+    );
+  }
   const evalWindows = heldOutWindows(heldOut.tokens.length > rows ? heldOut.tokens : train.tokens, options.evalSequences, rows);
   const log = fs.createWriteStream(path.join(options.out, 'train_log.jsonl'), { flags: saved ? 'a' : 'w' });
   const started = Date.now();
@@ -213,6 +254,7 @@ export async function trainModel(given: Partial<TrainOptions> & Pick<TrainOption
   const stateFile = (step: number) => ({ step, tokensSeen, elapsedSeconds: elapsed(), options, config });
 
   let finalEval: ExitEvaluation[] | null = null;
+  let lastCheckpoint = saved ? saved.step : 0;
   const runEval = async (step: number) => {
     if (evalWindows.count === 0) return;
     finalEval = await evaluateExits(trainer, evalWindows, rows, options.batchSize);
@@ -222,6 +264,7 @@ export async function trainModel(given: Partial<TrainOptions> & Pick<TrainOption
 
   try {
     for (let step = startStep; step < options.steps; step++) {
+      if (signal?.aborted) throw new TrainingInterrupted(step, lastCheckpoint, path.join(options.out, 'checkpoint'));
       const stepStarted = Date.now();
       const tokens = sampleWindows(train.tokens, options.batchSize, rows, options.seed, step);
       const rates = layerDropoutRates({
@@ -255,6 +298,7 @@ export async function trainModel(given: Partial<TrainOptions> & Pick<TrainOption
       if (done % options.evalInterval === 0 && done < options.steps) await runEval(done);
       if (done % options.checkpointInterval === 0 || done === options.steps) {
         saveTrainingCheckpoint(options.out, trainer, stateFile(done));
+        lastCheckpoint = done;
         onEvent({ kind: 'checkpoint', step: done, dir: path.join(options.out, 'checkpoint') });
       }
     }
