@@ -54,10 +54,36 @@ export interface SpeculativeBenchmarkResult extends SpeculativeBenchmarkOptions 
   speculativeTokensPerSecond: number[];
   /** Median over repeats of speculative / autoregressive tok/s on the same prompt (pairs run back to back). */
   speedup: number;
+  /** The per-prompt ratios' spread and what it supports (a noisy machine gives 'too noisy to conclude'). */
+  speedupSpread: RatioSpread;
   /** Accepted / drafted over all repeats. */
   acceptanceRate: number;
   /** Every repeat produced the same tokens both ways (it must: greedy self-speculative decoding is exact). */
   identical: boolean;
+}
+
+/**
+ * Paired ratios (new / old, one per prompt run back to back) summarized honestly: their range (with 5 or more, the
+ * middle half: 25th to 75th percentile) and a verdict only when that whole range is on one side of 1.
+ */
+export interface RatioSpread {
+  median: number;
+  low: number;
+  high: number;
+  verdict: 'faster' | 'slower' | 'too noisy to conclude';
+}
+
+export function ratioSpread(ratios: number[]): RatioSpread {
+  const sorted = [...ratios].sort((a, b) => a - b);
+  const at = (q: number) => {
+    const position = q * (sorted.length - 1);
+    const below = Math.floor(position);
+    return sorted[below] + (sorted[Math.min(below + 1, sorted.length - 1)] - sorted[below]) * (position - below);
+  };
+  const quartiles = sorted.length >= 5;
+  const low = quartiles ? at(0.25) : sorted[0], high = quartiles ? at(0.75) : sorted[sorted.length - 1];
+  const verdict = sorted.length >= 3 && low > 1 ? 'faster' : sorted.length >= 3 && high < 1 ? 'slower' : 'too noisy to conclude';
+  return { median: median(ratios), low, high, verdict };
 }
 
 export function median(values: number[]): number {
@@ -161,6 +187,7 @@ export async function runSpeculativeBenchmark(
     autoregressiveTokensPerSecond: autoregressive,
     speculativeTokensPerSecond: speculative,
     speedup: median(speculative.map((value, i) => value / autoregressive[i])),
+    speedupSpread: ratioSpread(speculative.map((value, i) => value / autoregressive[i])),
     acceptanceRate: drafted > 0 ? accepted / drafted : 0,
     identical,
   };
@@ -193,7 +220,14 @@ export function formatSpeculativeBenchmark(result: SpeculativeBenchmarkResult): 
     `|---|---|---|`,
     `| autoregressive | ${median(result.autoregressiveTokensPerSecond).toFixed(2)} | ${result.autoregressiveTokensPerSecond.map((v) => v.toFixed(2)).join(', ')} |`,
     `| self-speculative | ${median(result.speculativeTokensPerSecond).toFixed(2)} | ${result.speculativeTokensPerSecond.map((v) => v.toFixed(2)).join(', ')} |`,
-    `speedup ${result.speedup.toFixed(2)}× · acceptance ${(result.acceptanceRate * 100).toFixed(1)}% · ` +
+    `${formatSpeedup(result.speedupSpread, result.repeats)} · acceptance ${(result.acceptanceRate * 100).toFixed(1)}% · ` +
       `output ${result.identical ? 'identical to autoregressive' : 'DIFFERENT from autoregressive'}`,
   ].join('\n');
+}
+
+// "speedup 1.32× (middle half of 5 prompts 1.21–1.40×)", or the spread without a ratio when it straddles 1.
+function formatSpeedup(spread: RatioSpread, prompts: number): string {
+  const range = `${prompts >= 5 ? 'middle half' : 'all'} of ${prompts} per-prompt ratios ${spread.low.toFixed(2)}–${spread.high.toFixed(2)}×`;
+  if (spread.verdict === 'too noisy to conclude') return `speedup too noisy to conclude (${range}; more --repeats or a quieter machine)`;
+  return `speedup ${spread.median.toFixed(2)}× (${range})`;
 }

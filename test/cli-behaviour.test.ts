@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+import { ratioSpread } from '../lib/benchmark.js';
 import { resolveOptions } from '../lib/generation/options.js';
 import { PREFILL_CHUNK } from '../lib/generation/sequence.js';
 import { loadModel, type LayerSkipModel } from '../lib/index.js';
@@ -101,6 +102,14 @@ describe('CLI and API behaviour a new user relies on', function () {
       assert.equal(resolveOptions({ sample: true }, limits).temperature, 0.6);
       assert.equal(resolveOptions({}, limits).temperature, 0);
       assert.throws(() => resolveOptions({ temperature: -1 }, limits), /temperature must be a number in \[0, 1000\]/);
+    });
+
+    it('reports a speedup only when the paired ratios agree on a side of 1', function () {
+      assert.equal(ratioSpread([1.3, 1.35, 1.4, 1.32, 1.28]).verdict, 'faster');
+      assert.equal(ratioSpread([0.8, 0.82, 0.85]).verdict, 'slower');
+      // The run: autoregressive 89.8, 625.8 and 61.7 tok/s against a steady 250.
+      assert.equal(ratioSpread([250 / 89.8, 250 / 625.8, 250 / 61.7]).verdict, 'too noisy to conclude');
+      assert.equal(ratioSpread([1.5, 1.6]).verdict, 'too noisy to conclude', 'two pairs are too few');
     });
 
     it('cancels the generation when the caller leaves a stream() loop early', async function () {

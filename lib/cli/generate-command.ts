@@ -83,19 +83,7 @@ export async function runGenerateCommand(argv: string[]): Promise<number> {
     contextLength: options['context-length'] as number | undefined,
   });
   try {
-    const generation: GenerationOptions = {
-      maxSteps: options['max-steps'] as number | undefined,
-      sample: options.sample as boolean | undefined,
-      temperature: options.temperature as number | undefined,
-      topK: options['top-k'] as number | undefined,
-      topP: options['top-p'] as number | undefined,
-      seed: options.seed as number | undefined,
-      stopStrings: options.stop as string[] | undefined,
-      generationStrategy: options['generation-strategy'] as GenerationStrategy | undefined,
-      exitLayer: options['exit-layer'] as number | undefined,
-      numSpeculations: options['num-speculations'] as number | undefined,
-      draftConfidence: options['draft-confidence'] as number | undefined,
-    };
+    const generation = generationOptionsFrom(options, model);
     const streamerName = (options.streamer as string | undefined) ?? 'plain';
     if (streamerName !== 'plain' && streamerName !== 'speculative') {
       throw new UsageError(`--streamer must be plain or speculative, got "${streamerName}"`);
@@ -105,7 +93,6 @@ export async function runGenerateCommand(argv: string[]): Promise<number> {
         ? new SpeculativeStreamer(process.stdout, (ids) => model.decode(ids))
         : undefined;
     generation.onSpeculation = speculativeStreamer?.onSpeculation;
-    checkGenerationOptions(generation, model);
     // Ctrl-C stops generation within a step (or a prefill chunk), prints the stats so far and exits 130; a second
     // Ctrl-C exits at once.
     const controller = new AbortController();
@@ -138,6 +125,25 @@ export async function runGenerateCommand(argv: string[]): Promise<number> {
   } finally {
     await model.dispose();
   }
+}
+
+/** The generation options the flags give, checked as generate() will check them (a bad one is a usage error naming its flag). */
+export function generationOptionsFrom(options: ParsedOptions, model: LayerSkipModel): GenerationOptions {
+  const generation: GenerationOptions = {
+    maxSteps: options['max-steps'] as number | undefined,
+    sample: options.sample as boolean | undefined,
+    temperature: options.temperature as number | undefined,
+    topK: options['top-k'] as number | undefined,
+    topP: options['top-p'] as number | undefined,
+    seed: options.seed as number | undefined,
+    stopStrings: options.stop as string[] | undefined,
+    generationStrategy: options['generation-strategy'] as GenerationStrategy | undefined,
+    exitLayer: options['exit-layer'] as number | undefined,
+    numSpeculations: options['num-speculations'] as number | undefined,
+    draftConfidence: options['draft-confidence'] as number | undefined,
+  };
+  checkGenerationOptions(generation, model);
+  return generation;
 }
 
 /** The prompt: --prompt-ids as token ids, else --prompt, else stdin. */

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { packageRoot } from '../native.js';
 import { closest, UsageError } from './args.js';
 import { runBenchmarkCommand } from './benchmark-command.js';
+import { runChatCommand } from './chat-command.js';
 import { runCorrectnessCommand } from './correctness-command.js';
 import { runEvalCommand } from './eval-command.js';
 import { runGenerateCommand } from './generate-command.js';
@@ -15,6 +16,7 @@ import { runTrainCommand } from './train-command.js';
 
 const commands: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   generate: { summary: 'generate text from a prompt', run: runGenerateCommand },
+  chat: { summary: 'chat with a checkpoint through its chat template', run: runChatCommand },
   correctness: { summary: 'check greedy self-speculative output against autoregressive', run: runCorrectnessCommand },
   train: { summary: 'train a model with the LayerSkip recipe (layer dropout + early-exit loss)', run: runTrainCommand },
   eval: { summary: 'per-exit-layer accuracy, perplexity and agreement; recommends an exit layer', run: runEvalCommand },
