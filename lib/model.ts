@@ -315,7 +315,8 @@ export class LayerSkipModel {
       vocabSize: this.info.vocabSize,
       eosTokenIds: this.info.eosTokenIds.length > 0 ? this.info.eosTokenIds : (this.tokenizer?.eosTokenIds ?? []),
     });
-    const promptIds = this.promptIds(prompt, resolved.addSpecialTokens);
+    let promptIds = this.promptIds(prompt, resolved.addSpecialTokens);
+    if (resolved.truncatePrompt === 'left') promptIds = this.keepPromptEnd(promptIds, resolved.maxSteps);
     return runGeneration({
       sequence: this.sequence,
       tokenizer: this.tokenizer,
@@ -324,6 +325,15 @@ export class LayerSkipModel {
       device: this.info.device,
       onText,
     });
+  }
+
+  // The end of a prompt too long for the context, with its leading BOS kept, leaving room to generate.
+  private keepPromptEnd(ids: number[], maxSteps: number): number[] {
+    const room = Math.max(1, Math.min(maxSteps, Math.floor(this.info.contextLength / 4)));
+    const keep = this.info.contextLength - room;
+    if (ids.length <= keep) return ids;
+    const bos = ids[0] === this.info.bosTokenId ? [ids[0]] : [];
+    return [...bos, ...ids.slice(ids.length - (keep - bos.length))];
   }
 
   private promptIds(prompt: string | number[], addSpecialTokens: boolean): number[] {

@@ -121,6 +121,16 @@ describe('CLI and API behaviour a new user relies on', function () {
       assert.ok(result.tokenIds.length < 100, `stopped soon after (${result.tokenIds.length} tokens)`);
     });
 
+    it('keeps the end of a prompt too long for the context with truncatePrompt "left" (and its BOS)', async function () {
+      const prompt = [128000, ...Array.from({ length: 3000 }, (_, i) => 1000 + (i % 700))];
+      await assert.rejects(model.generate(prompt, { maxSteps: 5 }), /the prompt has 3001 tokens; the context holds 2048/);
+      const result = await model.generate(prompt, { maxSteps: 5, truncatePrompt: 'left', stopTokenIds: [] });
+      assert.equal(result.promptTokenIds.length, 2048 - 5);
+      assert.equal(result.promptTokenIds[0], 128000);
+      assert.deepEqual(result.promptTokenIds.slice(1), prompt.slice(prompt.length - (2048 - 5 - 1)));
+      assert.equal(result.tokenIds.length, 5);
+    });
+
     it('notices an abort between prefill chunks of a long prompt', async function () {
       const prompt = Array.from({ length: PREFILL_CHUNK * 6 }, (_, i) => 1000 + (i % 500));
       const controller = new AbortController();

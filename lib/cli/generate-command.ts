@@ -35,6 +35,7 @@ export const generateSpecs: OptionSpecs = {
   threads: { kind: 'integer', placeholder: 'N', description: 'CPU threads (default: one per core)' },
   ...ENGINE_OPTION_SPECS,
   'context-length': { kind: 'integer', placeholder: 'N', description: 'KV cache positions (default min(model max, 4096))' },
+  'truncate-prompt': { kind: 'string', placeholder: 'SIDE', description: 'a prompt too long for the context: none (default: an error) or left (keep its end)' },
   json: { kind: 'boolean', description: 'print one JSON object with the text and statistics instead of streaming' },
   help: { kind: 'boolean', aliases: ['h'], description: 'show this help' },
 };
@@ -141,6 +142,7 @@ export function generationOptionsFrom(options: ParsedOptions, model: LayerSkipMo
     exitLayer: options['exit-layer'] as number | undefined,
     numSpeculations: options['num-speculations'] as number | undefined,
     draftConfidence: options['draft-confidence'] as number | undefined,
+    truncatePrompt: options['truncate-prompt'] as 'none' | 'left' | undefined,
   };
   checkGenerationOptions(generation, model);
   return generation;
@@ -164,7 +166,7 @@ async function promptFrom(options: ParsedOptions): Promise<string | number[]> {
 const FLAG_OF_OPTION: Record<string, string> = {
   maxSteps: 'max-steps', temperature: 'temperature', topK: 'top-k', topP: 'top-p', seed: 'seed', stopStrings: 'stop',
   generationStrategy: 'generation-strategy', exitLayer: 'exit-layer', numSpeculations: 'num-speculations',
-  draftConfidence: 'draft-confidence', sample: 'sample',
+  draftConfidence: 'draft-confidence', sample: 'sample', truncatePrompt: 'truncate-prompt',
 };
 
 /** Validates the options as generate() will, reporting a bad one by its flag (a usage error, exit 2). */

@@ -39,6 +39,11 @@ export interface GenerationOptions {
   onSpeculation?: SpeculationListener;
   /** Add the tokenizer's BOS token as its files specify. Default true. */
   addSpecialTokens?: boolean;
+  /**
+   * A prompt too long for the context: 'none' (default) is an error; 'left' drops its oldest tokens (keeping a
+   * leading BOS) so that it leaves room for min(maxSteps, contextLength / 4) new tokens.
+   */
+  truncatePrompt?: 'none' | 'left';
 }
 
 /** LayerSkip's sampling defaults (its generate.py): temperature 0.6, top-p 0.9. */
@@ -64,6 +69,7 @@ export interface ResolvedOptions {
   draftConfidence: number;
   onSpeculation?: SpeculationListener;
   addSpecialTokens: boolean;
+  truncatePrompt: 'none' | 'left';
 }
 
 export interface ModelLimits {
@@ -130,6 +136,10 @@ export function resolveOptions(options: GenerationOptions, limits: ModelLimits):
     throw new TypeError('onSpeculation must be a function');
   }
   const addSpecialTokens = options.addSpecialTokens ?? true;
+  const truncatePrompt = options.truncatePrompt ?? 'none';
+  if (truncatePrompt !== 'none' && truncatePrompt !== 'left') {
+    throw new RangeError(`truncatePrompt must be "none" or "left", got ${JSON.stringify(truncatePrompt)}`);
+  }
 
   return {
     maxSteps,
@@ -146,5 +156,6 @@ export function resolveOptions(options: GenerationOptions, limits: ModelLimits):
     draftConfidence,
     onSpeculation: options.onSpeculation,
     addSpecialTokens,
+    truncatePrompt,
   };
 }
