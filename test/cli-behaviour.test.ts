@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { ratioSpread } from '../lib/benchmark.js';
+import { recommendExitLayer, type ExitLayerRow } from '../lib/eval/exit-layer-eval.js';
 import { resolveOptions } from '../lib/generation/options.js';
 import { PREFILL_CHUNK } from '../lib/generation/sequence.js';
 import { loadModel, type LayerSkipModel } from '../lib/index.js';
@@ -110,6 +111,17 @@ describe('CLI and API behaviour a new user relies on', function () {
       // The issue's run: autoregressive 89.8, 625.8 and 61.7 tok/s against a steady 250.
       assert.equal(ratioSpread([250 / 89.8, 250 / 625.8, 250 / 61.7]).verdict, 'too noisy to conclude');
       assert.equal(ratioSpread([1.5, 1.6]).verdict, 'too noisy to conclude', 'two pairs are too few');
+    });
+
+    it('never recommends an exit layer from pass times too noisy to trust', function () {
+      const rows = [1, 2, 3].map((exitLayer) => ({ exitLayer, agreement: exitLayer === 1 ? 0.099 : 0.5 })) as ExitLayerRow[];
+      // One decode step measured at 40 ms in one round and 4 ms in another: a busy machine, not the model.
+      const noisy = { stackMs: [40, 41, 42, 43, 44, 45, 46, 47, 48], headMs: Array(9).fill(1), spread: 9 };
+      const recommendation = recommendExitLayer(rows, 4, 0.2, noisy)!;
+      assert.equal(recommendation.costModel, 'memory-bound (pass times too noisy)');
+      assert.ok(recommendation.predictedSpeedup < 2, `a sober prediction (${recommendation.predictedSpeedup.toFixed(2)}×)`);
+      const steady = { ...noisy, spread: 0.05 };
+      assert.equal(recommendExitLayer(rows, 4, 0.2, steady)!.costModel, 'measured');
     });
 
     it('cancels the generation when the caller leaves a stream() loop early', async function () {

@@ -97,7 +97,10 @@ export function formatExitLayerTable(rows: ExitLayerRow[]): string {
 export function formatRecommendation(recommendation: ExitLayerRecommendation | undefined): string {
   if (!recommendation) return 'recommended: none (self-speculative decoding needs at least two layers)';
   const { exitLayer, numSpeculations, predictedSpeedup, costModel } = recommendation;
-  const basis = costModel === 'measured' ? 'from measured pass times' : 'memory-bound estimate';
+  const basis =
+    costModel === 'measured'
+      ? 'from measured pass times'
+      : costModel === 'memory-bound' ? 'memory-bound estimate' : 'memory-bound estimate: the measured pass times were too noisy';
   const note = predictedSpeedup > 1 ? '' : '; no exit layer is predicted to beat autoregressive decoding';
   return `recommended: --exit-layer ${exitLayer} --num-speculations ${numSpeculations} (predicted speedup ${predictedSpeedup.toFixed(2)}×, ${basis}${note})`;
 }

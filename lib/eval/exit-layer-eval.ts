@@ -2,6 +2,7 @@
 // LM head) the next-token accuracy, perplexity and agreement of its argmax with the last layer's over a token
 // stream, and the exit layer and draft count that self-speculative decoding is predicted to run fastest with.
 // This is how a user learns whether a checkpoint is LayerSkip-ready and which E to pick.
+import { median } from '../benchmark.js';
 import type { LayerSkipModel, ModelInfo } from '../model.js';
 
 export interface ExitLayerRow {
@@ -40,8 +41,11 @@ export interface ExitLayerRecommendation {
   tokensPerStep: number;
   /** Predicted tokens/s relative to autoregressive decoding (below 1: slower). */
   predictedSpeedup: number;
-  /** 'measured': from this device's pass times (measurePassCosts); 'memory-bound': from weight counts alone. */
-  costModel: 'measured' | 'memory-bound';
+  /**
+   * 'measured': from this device's pass times (measurePassCosts); 'memory-bound': from weight counts alone, also when
+   * the pass times were too noisy to use ('memory-bound (pass times too noisy)').
+   */
+  costModel: 'measured' | 'memory-bound' | 'memory-bound (pass times too noisy)';
 }
 
 export const MAX_RECOMMENDED_SPECULATIONS = 8;
@@ -135,23 +139,47 @@ export interface PassCosts {
   stackMs: number[];
   /** ms for the final norm + LM head (and token pick) over n rows. */
   headMs: number[];
+  /**
+   * How far apart the rounds measured one decode step (largest over smallest of the per-round one-row times, minus
+   * 1). Above NOISY_PASS_SPREAD the measurement says more about the machine's other work than about the model.
+   */
+  spread?: number;
 }
+
+/** Rounds of pass timings whose one-row times differ by more than this are not used to recommend. */
+export const NOISY_PASS_SPREAD = 0.25;
 
 /**
  * Times passes of 1 … maxRows tokens through the whole stack, with and without logits (model.timeForwardPass),
  * so the recommendation can use this device's real costs: on a CPU a small model is compute-bound and verifying
  * k + 1 rows costs several decode steps, which the memory-bound model below would not see.
  */
-export async function measurePassCosts(model: LayerSkipModel, maxRows = MAX_RECOMMENDED_SPECULATIONS + 1): Promise<PassCosts> {
+export async function measurePassCosts(
+  model: LayerSkipModel,
+  maxRows = MAX_RECOMMENDED_SPECULATIONS + 1,
+  rounds = 3,
+): Promise<PassCosts> {
+  // Rounds interleave every row count, so a burst of other work on the machine hits all of them alike.
+  const limit = Math.min(maxRows, model.info.contextLength);
+  const stackRuns: number[][] = Array.from({ length: limit }, () => []);
+  const withHeadRuns: number[][] = Array.from({ length: limit }, () => []);
+  for (let round = 0; round < rounds; round++) {
+    for (let rows = 1; rows <= limit; rows++) {
+      stackRuns[rows - 1].push(await model.timeForwardPass(rows, 0));
+      withHeadRuns[rows - 1].push(await model.timeForwardPass(rows, rows));
+    }
+  }
+  // Medians per row count, then made non-decreasing in rows (more rows never cost less; a dip is noise).
   const stackMs: number[] = [];
   const headMs: number[] = [];
-  for (let rows = 1; rows <= Math.min(maxRows, model.info.contextLength); rows++) {
-    const stack = await model.timeForwardPass(rows, 0);
-    const withHead = await model.timeForwardPass(rows, rows);
+  for (let i = 0; i < limit; i++) {
+    const stack = Math.max(median(stackRuns[i]), stackMs[i - 1] ?? 0);
     stackMs.push(stack);
-    headMs.push(Math.max(0, withHead - stack));
+    headMs.push(Math.max(median(withHeadRuns[i]) - median(stackRuns[i]), headMs[i - 1] ?? 0, 0));
   }
-  return { stackMs, headMs };
+  const oneRow = stackRuns[0];
+  const spread = Math.max(...oneRow) / Math.min(...oneRow) - 1;
+  return { stackMs, headMs, spread };
 }
 
 /**
@@ -171,8 +199,10 @@ export function recommendExitLayer(
   rows: ExitLayerRow[],
   numLayers: number,
   headCost: number,
-  costs?: PassCosts,
+  measured?: PassCosts,
 ): ExitLayerRecommendation | undefined {
+  // Timings too noisy to trust fall back to the memory-bound model (the result says which was used).
+  const costs = measured && !((measured.spread ?? 0) > NOISY_PASS_SPREAD) ? measured : undefined;
   const stack = (n: number) => (costs ? costs.stackMs[Math.min(n, costs.stackMs.length) - 1] : 1);
   const head = (n: number) => (costs ? costs.headMs[Math.min(n, costs.headMs.length) - 1] : headCost);
   const stepCost = stack(1) + head(1);
@@ -189,7 +219,10 @@ export function recommendExitLayer(
       const verifyCost = share * stack(1) + (1 - share) * stack(numSpeculations + 1) + head(numSpeculations + 1);
       const predictedSpeedup = (tokensPerStep * stepCost) / (numSpeculations * draftCost + verifyCost);
       if (!best || predictedSpeedup > best.predictedSpeedup) {
-        best = { exitLayer, numSpeculations, acceptanceRate, tokensPerStep, predictedSpeedup, costModel: costs ? 'measured' : 'memory-bound' };
+        best = {
+          exitLayer, numSpeculations, acceptanceRate, tokensPerStep, predictedSpeedup,
+          costModel: costs ? 'measured' : measured ? 'memory-bound (pass times too noisy)' : 'memory-bound',
+        };
       }
     }
   }
