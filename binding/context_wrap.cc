@@ -54,6 +54,7 @@ void ContextWrap::Register(Napi::Env env, Napi::Object exports) {
                                     InstanceMethod<&ContextWrap::DraftRun>("draftRun"),
                                     InstanceMethod<&ContextWrap::Verify>("verify"),
                                     InstanceMethod<&ContextWrap::ExitRows>("exitRows"),
+                                    InstanceMethod<&ContextWrap::ReplaceProposal>("replaceProposal"),
                                     InstanceMethod<&ContextWrap::Truncate>("truncate"),
                                     InstanceMethod<&ContextWrap::Length>("length"),
                                     InstanceMethod<&ContextWrap::ContextLength>("contextLength"),
@@ -294,6 +295,14 @@ Napi::Value ContextWrap::Verify(const Napi::CallbackInfo& info) {
 Napi::Value ContextWrap::ExitRows(const Napi::CallbackInfo& info) {
   if (!context_) throw Napi::Error::New(info.Env(), "exitRows: context has been disposed");
   return Napi::Number::New(info.Env(), context_->exit_rows());
+}
+
+// replaceProposal(token): the last draft pass's proposal becomes `token` (Context::replace_proposal).
+Napi::Value ContextWrap::ReplaceProposal(const Napi::CallbackInfo& info) {
+  Context* context = live_context(info.Env(), "replaceProposal");
+  Status status = context->replace_proposal(int32_t(integer_arg(info, 0, "token", 0, model_wrap_->model()->config().vocab_size - 1)));
+  if (!status.is_ok()) throw Napi::Error::New(info.Env(), status.message());
+  return info.Env().Undefined();
 }
 
 // readLogits(rows) → Float32Array (rows × vocab) of the last evaluate()'s logits.

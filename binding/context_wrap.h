@@ -34,6 +34,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   Napi::Value DraftRun(const Napi::CallbackInfo& info);
   Napi::Value Verify(const Napi::CallbackInfo& info);
   Napi::Value ExitRows(const Napi::CallbackInfo& info);
+  Napi::Value ReplaceProposal(const Napi::CallbackInfo& info);
   Napi::Value Truncate(const Napi::CallbackInfo& info);
   Napi::Value Length(const Napi::CallbackInfo& info);
   Napi::Value ContextLength(const Napi::CallbackInfo& info);

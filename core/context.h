@@ -87,6 +87,10 @@ class Context {
   Status verify(int draft_count, const SamplingParams& params, const double* uniforms, VerifyRow* out);
   // Rows in the exit cache (0 between steps).
   int exit_rows() const { return exit_rows_; }
+  // Replaces the last draft pass's proposal with `token`: a caller that picks drafts itself from the draft logits
+  // (read_logits after draft(), e.g. under repetition penalties) continues the step from its own pick. The next
+  // draft() must then start from `token`, and verify() checks it.
+  Status replace_proposal(int32_t token);
 
  private:
   Context(const Model& model) : model_(model), backend_(model.backend()) {}

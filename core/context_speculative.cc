@@ -104,6 +104,18 @@ Status Context::propose_draft(const float* logits_row, const SamplingParams& par
   return Status::ok();
 }
 
+Status Context::replace_proposal(int32_t token) {
+  if (exit_rows_ == 0 || draft_tokens_.size() != size_t(exit_rows_)) {
+    return Status::error("replace_proposal: no draft pass to replace the proposal of");
+  }
+  if (token < 0 || token >= model_.config().vocab_size) {
+    return Status::error("replace_proposal: token " + std::to_string(token) + " is outside the vocabulary");
+  }
+  if (speculation_sampled_) return Status::error("replace_proposal: only for greedy steps (the sampler keeps its own draws)");
+  draft_tokens_.back() = token;
+  return Status::ok();
+}
+
 Status Context::draft(int32_t token, int exit_layer, const SamplingParams& params, double uniform, DraftProposal* out) {
   int position = 0;
   LS_RETURN_IF_ERROR(begin_draft_pass(token, exit_layer, params, &position));

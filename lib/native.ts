@@ -185,6 +185,8 @@ export interface NativeContext {
   verify(draftCount: number, options?: NativeVerifyOptions): Promise<NativeVerifyResult>;
   /** Rows in the exit cache (0 between speculative steps). */
   exitRows(): number;
+  /** Greedy steps: the last draft pass's proposal becomes `token` (a pick made from readLogits(1) after draft()). */
+  replaceProposal(token: number): void;
   readLogits(rows: number): Float32Array;
   readHidden(rows: number): Float32Array;
   truncate(length: number): void;

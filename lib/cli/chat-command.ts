@@ -16,7 +16,7 @@ import { loadModelWithProgress } from './load-progress.js';
 
 const GENERATION_FLAGS = [
   'max-steps', 'sample', 'temperature', 'top-k', 'top-p', 'seed', 'stop', 'generation-strategy', 'exit-layer',
-  'num-speculations', 'draft-confidence',
+  'num-speculations', 'draft-confidence', 'repetition-penalty', 'no-repeat-ngram-size', 'min-p',
 ] as const;
 
 export const chatSpecs: OptionSpecs = {

@@ -25,6 +25,10 @@ export const generateSpecs: OptionSpecs = {
   'top-k': { kind: 'integer', placeholder: 'K', description: 'keep the K most likely tokens (default 0 = off)' },
   'top-p': { kind: 'number', placeholder: 'P', description: `nucleus sampling mass (default ${DEFAULT_TOP_P} when sampling; 1 = off)` },
   seed: { kind: 'integer', placeholder: 'S', description: 'random seed for sampling (default: random)' },
+  'repetition-penalty': { kind: 'number', placeholder: 'X', description: 'HF repetition_penalty: > 1 discourages tokens already seen (default 1 = off)' },
+  'no-repeat-ngram-size': { kind: 'integer', placeholder: 'N', description: 'never repeat an N-gram of the prompt or output (default 0 = off)' },
+  'min-p': { kind: 'number', placeholder: 'P', description: 'min-p sampling: drop tokens below P × the top probability (default 0 = off)' },
+  logprobs: { kind: 'integer', placeholder: 'N', description: 'with --json: each token\'s log-probability and N alternatives (default 0)' },
   'stop': { kind: 'list', aliases: ['stop-words'], placeholder: 'TEXT', description: 'stop string (repeatable)' },
   'generation-strategy': { kind: 'string', placeholder: 'NAME', description: 'autoregressive (default) or self_speculative' },
   'exit-layer': { kind: 'integer', placeholder: 'E', description: 'early-exit / draft layer (default: all layers)' },
@@ -107,7 +111,8 @@ export async function runGenerateCommand(argv: string[]): Promise<number> {
     try {
       if (options.json) {
         const result = await model.generate(prompt, generation);
-        process.stdout.write(JSON.stringify({ text: result.text, tokenIds: result.tokenIds, finishReason: result.finishReason, stats: result.stats }) + '\n');
+        const { text, tokenIds, finishReason, stats, logprobs } = result;
+        process.stdout.write(JSON.stringify({ text, tokenIds, finishReason, stats, ...(logprobs ? { logprobs } : {}) }) + '\n');
         return exitCode();
       }
       const stream = model.stream(prompt, generation);
@@ -143,6 +148,10 @@ export function generationOptionsFrom(options: ParsedOptions, model: LayerSkipMo
     numSpeculations: options['num-speculations'] as number | undefined,
     draftConfidence: options['draft-confidence'] as number | undefined,
     truncatePrompt: options['truncate-prompt'] as 'none' | 'left' | undefined,
+    repetitionPenalty: options['repetition-penalty'] as number | undefined,
+    noRepeatNgramSize: options['no-repeat-ngram-size'] as number | undefined,
+    minP: options['min-p'] as number | undefined,
+    logprobs: options.logprobs as number | undefined,
   };
   checkGenerationOptions(generation, model);
   return generation;
@@ -167,6 +176,7 @@ const FLAG_OF_OPTION: Record<string, string> = {
   maxSteps: 'max-steps', temperature: 'temperature', topK: 'top-k', topP: 'top-p', seed: 'seed', stopStrings: 'stop',
   generationStrategy: 'generation-strategy', exitLayer: 'exit-layer', numSpeculations: 'num-speculations',
   draftConfidence: 'draft-confidence', sample: 'sample', truncatePrompt: 'truncate-prompt',
+  repetitionPenalty: 'repetition-penalty', noRepeatNgramSize: 'no-repeat-ngram-size', minP: 'min-p', logprobs: 'logprobs',
 };
 
 /** Validates the options as generate() will, reporting a bad one by its flag (a usage error, exit 2). */

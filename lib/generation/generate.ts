@@ -7,9 +7,13 @@ import type { ResolvedOptions } from './options.js';
 import { Random } from './random.js';
 import { decodeSelfSpeculative, newSpeculationCounters } from './self-speculative.js';
 import type { Sampling, Sequence } from './sequence.js';
+import { processingActive, type TokenLogprob } from './logits-processing.js';
 import { GenerationOutput, type FinishReason } from './output.js';
+import { decodeProcessedAutoregressive, decodeProcessedSelfSpeculative, pickAfterPrefill } from './processed-decoding.js';
 
 export type { FinishReason } from './output.js';
+
+const GREEDY: Sampling = { temperature: 0, topK: 0, topP: 1 };
 
 export interface GenerationStats {
   promptTokens: number;
@@ -43,6 +47,8 @@ export interface GenerationStats {
 }
 
 export interface GenerationResult {
+  /** With the logprobs option: each generated token's log-probability and its top alternatives. */
+  logprobs?: TokenLogprob[];
   text: string;
   tokenIds: number[];
   promptTokenIds: number[];
@@ -109,32 +115,47 @@ export async function runGeneration(job: GenerationJob): Promise<GenerationResul
     return true;
   };
 
+  const logprobs: TokenLogprob[] = [];
   if (options.maxSteps > 0 && !options.signal?.aborted) {
     const prefillLayers = options.generationStrategy === 'autoregressive' ? options.exitLayer : sequence.numLayers;
-    const first = await sequence.prefill(promptIds, prefillLayers, sampling, random, options.signal);
+    // Logits processing and logprobs pick in TypeScript from rows read back (processed-decoding.ts); the engine
+    // then runs greedily.
+    const processed = processingActive(options);
+    const first = await sequence.prefill(promptIds, prefillLayers, processed ? GREEDY : sampling, random, options.signal);
     prefillEnded = performance.now();
+    const speculation = {
+      exitLayer: options.exitLayer,
+      numSpeculations: options.numSpeculations,
+      draftConfidence: options.draftConfidence,
+      stopTokenIds: options.stopTokenIds,
+      tokensLeft: () => options.maxSteps - generated.length,
+      onSpeculation: options.onSpeculation,
+    };
     if (first === undefined) {
       output.end('abort');
+    } else if (processed) {
+      reused = first.reused;
+      const settings = { ...speculation, processing: { ...sampling, ...options }, vocabSize: options.vocabSize, logprobs: options.logprobs };
+      const token = pickAfterPrefill(sequence, settings, random, logprobs);
+      if (options.generationStrategy === 'autoregressive') {
+        await decodeProcessedAutoregressive(sequence, token, options.exitLayer, settings, random, emit, logprobs);
+      } else {
+        await decodeProcessedSelfSpeculative(sequence, token, settings, random, emit, counters, logprobs);
+      }
     } else if (options.generationStrategy === 'autoregressive') {
       reused = first.reused;
       await decodeAutoregressive(sequence, first, options.exitLayer, sampling, random, emit);
     } else {
       reused = first.reused;
-      const settings = {
-        exitLayer: options.exitLayer,
-        numSpeculations: options.numSpeculations,
-        draftConfidence: options.draftConfidence,
-        sampling,
-        stopTokenIds: options.stopTokenIds,
-        tokensLeft: () => options.maxSteps - generated.length,
-        onSpeculation: options.onSpeculation,
-      };
-      await decodeSelfSpeculative(sequence, first, settings, random, emit, counters);
+      await decodeSelfSpeculative(sequence, first, { ...speculation, sampling }, random, emit, counters);
     }
   } else if (options.signal?.aborted) {
     output.end('abort');
   }
   output.flush();
   const finishReason: FinishReason = output.finishReason ?? 'length';
-  return { text: output.text, tokenIds: generated, promptTokenIds: promptIds, finishReason, stats: stats() };
+  const result: GenerationResult = { text: output.text, tokenIds: generated, promptTokenIds: promptIds, finishReason, stats: stats() };
+  // One entry per generated token (a stop token's, picked but not output, is dropped).
+  if (options.logprobs > 0) result.logprobs = logprobs.slice(0, generated.length);
+  return result;
 }

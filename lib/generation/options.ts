@@ -39,6 +39,14 @@ export interface GenerationOptions {
   onSpeculation?: SpeculationListener;
   /** Add the tokenizer's BOS token as its files specify. Default true. */
   addSpecialTokens?: boolean;
+  /** HF's repetition_penalty: > 1 discourages tokens already in the prompt or output. Default 1 (off). */
+  repetitionPenalty?: number;
+  /** HF's no_repeat_ngram_size: never repeat an n-gram of the prompt or output. Default 0 (off). */
+  noRepeatNgramSize?: number;
+  /** min-p sampling: drop tokens below minP × the top probability. Default 0 (off). */
+  minP?: number;
+  /** Report the log-probability of each generated token and this many alternatives (0–20). Default 0 (none). */
+  logprobs?: number;
   /**
    * A prompt too long for the context: 'none' (default) is an error; 'left' drops its oldest tokens (keeping a
    * leading BOS) so that it leaves room for min(maxSteps, contextLength / 4) new tokens.
@@ -70,6 +78,12 @@ export interface ResolvedOptions {
   onSpeculation?: SpeculationListener;
   addSpecialTokens: boolean;
   truncatePrompt: 'none' | 'left';
+  repetitionPenalty: number;
+  noRepeatNgramSize: number;
+  minP: number;
+  logprobs: number;
+  /** The model's vocabulary size (rows of logits read back are this long). */
+  vocabSize: number;
 }
 
 export interface ModelLimits {
@@ -136,6 +150,10 @@ export function resolveOptions(options: GenerationOptions, limits: ModelLimits):
     throw new TypeError('onSpeculation must be a function');
   }
   const addSpecialTokens = options.addSpecialTokens ?? true;
+  const repetitionPenalty = numberOption('repetitionPenalty', options.repetitionPenalty ?? 1, (p) => p > 0 && p <= 100, 'in (0, 100]');
+  const noRepeatNgramSize = integerOption('noRepeatNgramSize', options.noRepeatNgramSize ?? 0, 0, 1 << 16);
+  const minP = numberOption('minP', options.minP ?? 0, (p) => p >= 0 && p <= 1, 'in [0, 1]');
+  const logprobs = integerOption('logprobs', options.logprobs ?? 0, 0, 20);
   const truncatePrompt = options.truncatePrompt ?? 'none';
   if (truncatePrompt !== 'none' && truncatePrompt !== 'left') {
     throw new RangeError(`truncatePrompt must be "none" or "left", got ${JSON.stringify(truncatePrompt)}`);
@@ -157,5 +175,10 @@ export function resolveOptions(options: GenerationOptions, limits: ModelLimits):
     onSpeculation: options.onSpeculation,
     addSpecialTokens,
     truncatePrompt,
+    repetitionPenalty,
+    noRepeatNgramSize,
+    minP,
+    logprobs,
+    vocabSize: limits.vocabSize,
   };
 }
