@@ -84,6 +84,9 @@ describe('CLI and API behaviour a new user relies on', function () {
     const run = layerskip(['generate', '--model', modelDir, '--prompt', 'x', '--context-length', '200000']);
     assert.equal(run.code, 2);
     assert.match(run.stderr, /--context-length 200000 exceeds the checkpoint's max_position_embeddings \(131072\)/);
+    const window = layerskip(['eval', '--data', path.join(packageRoot, 'lib', 'model.ts'), '--extensions', '.ts', '--window', '100000']);
+    assert.equal(window.code, 2);
+    assert.match(window.stderr, /--window 100000 exceeds the checkpoint's max_position_embeddings \(256\)/);
   });
 
   describe('API', function () {

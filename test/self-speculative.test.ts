@@ -351,5 +351,10 @@ describe('self-speculative CLI', function () {
       '\x1b8\x1b[J',
       '<1><5>',
     ]);
+    // A terminal that reports 0 columns still shows the drafts (as 80 wide), not empty overlays.
+    const narrow: string[] = [];
+    const zero = new SpeculativeStreamer({ columns: 0, write: (text: string) => narrow.push(text) } as unknown as NodeJS.WriteStream, (ids) => ids.map((id) => `<${id}>`).join(''));
+    zero.onSpeculation({ type: 'draft', token: 7 });
+    assert.deepEqual(narrow, ['\x1b7\x1b[2m<7>\x1b[0m']);
   });
 });

@@ -140,7 +140,13 @@ export async function runEvalCommand(argv: string[]): Promise<number> {
   const deviceOptions = { device: options.device as Device | undefined, threads: threadsOption(options), contextLength: window };
   const engineOptions = engineLoadOptions(options);
   const referenceDir = options.reference as string | undefined;
-  const model = await loadModel((options.model as string | undefined) ?? defaultModelDir(), { ...deviceOptions, ...engineOptions });
+  const model = await loadModel((options.model as string | undefined) ?? defaultModelDir(), { ...deviceOptions, ...engineOptions }).catch(
+    (error: Error) => {
+      // The window is the context the windows are scored in: name it as the flag the user set.
+      if (error.message.startsWith('contextLength ')) throw new UsageError(`--window${error.message.slice('contextLength'.length)}`);
+      throw error;
+    },
+  );
   let reference: LayerSkipModel | undefined;
   try {
     if (!model.tokenizer) throw new Error(`${model.info.dir} has no tokenizer.json; eval needs it to tokenize --data`);

@@ -33,7 +33,9 @@ export class SpeculativeStreamer {
       return;
     }
     this.drafts.push(event.token);
-    const room = Math.max(0, (this.out.columns ?? 80) - (this.column % (this.out.columns ?? 80)) - 1);
+    // A terminal that reports no width (0 columns, e.g. some CI ptys) is treated as 80 wide.
+    const columns = this.out.columns && this.out.columns > 0 ? this.out.columns : 80;
+    const room = Math.max(0, columns - (this.column % columns) - 1);
     const overlay = this.decode(this.drafts).replace(/\n/g, '⏎').slice(0, room);
     this.out.write(`${this.drafts.length === 1 ? SAVE_CURSOR : RESTORE_CURSOR + CLEAR_TO_END}${DIM}${overlay}${RESET}`);
   };
