@@ -32,8 +32,10 @@ export interface BenchmarkResult {
   medianPrefillTokensPerSecond: number;
   medianDecodeTokensPerSecond: number;
   weightBytesPerToken: number;
-  /** Host memory read bandwidth; null on a GPU (its memory is not measured from here: scripts/gpu-check.sh does). */
+  /** Host memory read bandwidth (median of the runs); null on a GPU (scripts/gpu-check.sh measures that). */
   readBandwidthBytesPerSecond: number | null;
+  /** Every bandwidth probe, to show its spread. */
+  readBandwidthRunsBytesPerSecond: number[];
   /** Decode tok/s if every token only had to stream its weights at the measured bandwidth (null on a GPU). */
   rooflineTokensPerSecond: number | null;
   /** medianDecode / roofline (null on a GPU). */
@@ -133,7 +135,9 @@ export async function runBenchmark(model: LayerSkipModel, options: BenchmarkOpti
   }
   const exitLayer = options.exitLayer ?? info.numLayers;
   const bytesPerToken = info.weightBytesPerLayer * exitLayer + info.headWeightBytes;
-  const bandwidth = info.device === 'cpu' ? loadNativeBinding().measureReadBandwidth(options.threads, 1024) : null;
+  // Three probes, the median used: a single probe on a shared machine can be off by half (reported with the runs).
+  const bandwidthRuns = info.device === 'cpu' ? [0, 1, 2].map(() => loadNativeBinding().measureReadBandwidth(options.threads, 1024)) : [];
+  const bandwidth = bandwidthRuns.length > 0 ? median(bandwidthRuns) : null;
   const roofline = bandwidth === null ? null : bandwidth / bytesPerToken;
   return {
     date: new Date().toISOString().slice(0, 10),
@@ -151,6 +155,7 @@ export async function runBenchmark(model: LayerSkipModel, options: BenchmarkOpti
     medianDecodeTokensPerSecond: median(decode),
     weightBytesPerToken: bytesPerToken,
     readBandwidthBytesPerSecond: bandwidth,
+    readBandwidthRunsBytesPerSecond: bandwidthRuns,
     rooflineTokensPerSecond: roofline,
     rooflineFraction: roofline === null ? null : median(decode) / roofline,
   };
@@ -205,7 +210,8 @@ export function formatBenchmark(result: BenchmarkResult): string {
   ];
   if (result.readBandwidthBytesPerSecond !== null && result.rooflineTokensPerSecond !== null && result.rooflineFraction !== null) {
     lines.push(
-      `| memory read bandwidth (${result.threads} threads) | ${(result.readBandwidthBytesPerSecond / 1e9).toFixed(1)} GB/s | |`,
+      `| memory read bandwidth (${result.threads} threads) | ${(result.readBandwidthBytesPerSecond / 1e9).toFixed(1)} GB/s | ` +
+        `${result.readBandwidthRunsBytesPerSecond.map((v) => (v / 1e9).toFixed(1)).join(', ')} |`,
       `| decode roofline | ${result.rooflineTokensPerSecond.toFixed(2)} tok/s | |`,
       `| decode / roofline | ${(result.rooflineFraction * 100).toFixed(1)}% | |`,
     );
