@@ -90,6 +90,11 @@ Status parse_rope_scaling(const JsonValue& json, const std::string& path, RopeSc
   }
   out->enabled = true;
   std::string where = path + " rope_scaling";
+  // All four are required, as in HF transformers: a missing one must not silently become a default.
+  for (const char* key : {"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"}) {
+    const JsonValue* value = scaling->find(key);
+    if (value == nullptr || value->is_null()) return Status::error(where + ": llama3 scaling needs \"" + key + "\"");
+  }
   LS_RETURN_IF_ERROR(read_double(*scaling, where, "factor", true, &out->factor));
   LS_RETURN_IF_ERROR(read_double(*scaling, where, "low_freq_factor", true, &out->low_freq_factor));
   LS_RETURN_IF_ERROR(read_double(*scaling, where, "high_freq_factor", true, &out->high_freq_factor));

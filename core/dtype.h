@@ -119,12 +119,16 @@ inline uint16_t f32_to_f16(float value) {
   return uint16_t(sign | ((rounded - 0x38000000u) >> 13));
 }
 
-// Element `index` of a buffer of plain `dtype` as f32 (quantized matrices: weight_element() in core/quant.h).
+// Element `index` of a buffer of plain `dtype` as f32 (quantized matrices: weight_element() in core/quant.h). Read
+// with memcpy: a safetensors file whose header length is not padded to 8 leaves its tensors unaligned in the mapping.
 inline float load_as_f32(const void* data, DType dtype, size_t index) {
+  const uint8_t* bytes = static_cast<const uint8_t*>(data);
+  float f32;
+  uint16_t half;
   switch (dtype) {
-    case DType::F32: return static_cast<const float*>(data)[index];
-    case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(data)[index]);
-    case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(data)[index]);
+    case DType::F32: std::memcpy(&f32, bytes + index * 4, 4); return f32;
+    case DType::F16: std::memcpy(&half, bytes + index * 2, 2); return f16_to_f32(half);
+    case DType::BF16: std::memcpy(&half, bytes + index * 2, 2); return bf16_to_f32(half);
     case DType::I8: return float(static_cast<const int8_t*>(data)[index]);
     case DType::U8: return float(static_cast<const uint8_t*>(data)[index]);
     case DType::Q8: case DType::Q4: break;

@@ -6,6 +6,8 @@
 //   LAYERSKIP_SKIP_BUILD=1       skip the native build (packaging only)
 //   LAYERSKIP_BUILD_DIR=DIR      CMake build folder (default build/); load that addon with
 //                                LAYERSKIP_ADDON_PATH=/absolute/DIR/Release/layerskip.node
+//   LAYERSKIP_SANITIZE=1         ASan + UBSan build, for tests only (README "Fuzzing and sanitizers"); use with
+//                                LAYERSKIP_BUILD_DIR, and preload libasan into node to load it
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
@@ -40,6 +42,7 @@ function buildWithCmake() {
   const out = process.env.LAYERSKIP_BUILD_DIR ? ['--out', path.resolve(root, process.env.LAYERSKIP_BUILD_DIR)] : [];
   const configure = [cmakeJs, 'configure', '--log-level', 'warn', ...out, `--CDLAYERSKIP_CUDA=${cuda}`];
   if (process.env.LAYERSKIP_CUDA_ARCHS) configure.push(`--CDLAYERSKIP_CUDA_ARCHS=${process.env.LAYERSKIP_CUDA_ARCHS}`);
+  configure.push(`--CDLAYERSKIP_SANITIZE=${process.env.LAYERSKIP_SANITIZE === '1' ? 'ON' : 'OFF'}`);
   process.env.CMAKE_BUILD_PARALLEL_LEVEL ??= String(Math.max(1, availableParallelism()));
   const configured = run(process.execPath, configure);
   if (!configured.ok) return configured;

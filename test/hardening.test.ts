@@ -13,7 +13,7 @@ import { MAX_CONTEXT_LENGTH, MAX_THREADS } from '../lib/limits.js';
 import { LlamaTokenizer } from '../lib/tokenizer.js';
 import { ensureFixtures } from './fixtures/make-fixtures.js';
 import { packageRoot } from './helpers/cli.js';
-import { loadNative } from './helpers/native.js';
+import { loadNative, logitsFor, sameBits } from './helpers/native.js';
 
 interface Safetensors {
   headerText: string; // the JSON, without padding
@@ -280,6 +280,35 @@ describe('hardening (issue 15)', function () {
     text[at + 1] = 0x20;
     writeSafetensors(file(badName), text, source.data);
     await expectLoadError(badName, /invalid JSON at byte \d+: invalid UTF-8 in string/);
+  });
+
+  it('fuzzer (scripts/fuzz-checkpoint.ts): a llama3 rope_scaling missing a field is refused, not defaulted', async function () {
+    const dir = copyOf(mha);
+    const full = { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 };
+    for (const key of ['factor', 'low_freq_factor', 'high_freq_factor', 'original_max_position_embeddings']) {
+      editJson(path.join(dir, 'config.json'), (config) => (config.rope_scaling = { ...full, [key]: undefined }));
+      await expectLoadError(dir, new RegExp(`config\\.json rope_scaling: llama3 scaling needs "${key}"`));
+    }
+    editJson(path.join(dir, 'config.json'), (config) => (config.rope_scaling = full));
+    (await loadNative(dir)).dispose();
+  });
+
+  it('sanitizers (README "Fuzzing and sanitizers"): tensors left unaligned by an unpadded header read the same', async function () {
+    // A header length that is not a multiple of 8 is legal and puts BF16 tensors at odd addresses in the mapping;
+    // UBSan flagged the uint16_t loads that read them. The logits must match the aligned file's bit for bit.
+    const dir = copyOf(gqa);
+    const parts = readSafetensors(path.join(gqa, 'model.safetensors'));
+    const padding = (Buffer.byteLength(parts.headerText) + 1) % 2; // makes 8 + header length odd
+    writeSafetensors(path.join(dir, 'model.safetensors'), parts.headerText, parts.data, padding);
+    const logits: Float32Array[] = [];
+    for (const from of [gqa, dir]) {
+      const model = await loadNative(from);
+      const context = model.createContext({ contextLength: 16 });
+      logits.push(await logitsFor(context, [1, 5, 9], 3));
+      context.dispose();
+      model.dispose();
+    }
+    assert.ok(sameBits(logits[0], logits[1]), 'the unaligned file gives other logits');
   });
 
   it('the process is still healthy after all of the above', async function () {
