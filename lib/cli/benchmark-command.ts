@@ -4,10 +4,10 @@
 import { availableParallelism } from 'node:os';
 
 import { formatBenchmark, formatSpeculativeBenchmark, runBenchmark, runSpeculativeBenchmark } from '../benchmark.js';
-import { loadModel, type Device } from '../model.js';
+import { loadModel } from '../model.js';
 import { DEFAULT_NUM_SPECULATIONS } from '../generation/options.js';
 import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs } from './args.js';
-import { defaultModelDir, ENGINE_OPTION_SPECS, engineLoadOptions, threadsOption } from './common.js';
+import { defaultModelDir, ENGINE_OPTION_SPECS, commandLoadOptions } from './common.js';
 
 export const benchmarkSpecs: OptionSpecs = {
   model: { kind: 'string', placeholder: 'DIR', description: 'HuggingFace Llama checkpoint folder (default: the bundled demo model)' },
@@ -41,11 +41,7 @@ export async function runBenchmarkCommand(argv: string[]): Promise<number> {
   if (options['num-speculations'] !== undefined && !speculative) {
     throw new UsageError('--num-speculations needs --self-speculative');
   }
-  const model = await loadModel((options.model as string | undefined) ?? defaultModelDir(), {
-    device: options.device as Device | undefined,
-    threads: threadsOption(options),
-    ...engineLoadOptions(options),
-  });
+  const model = await loadModel((options.model as string | undefined) ?? defaultModelDir(), commandLoadOptions(options));
   try {
     const info = model.info;
     const generateTokens = (options['generate-tokens'] as number | undefined) ?? Math.min(128, Math.floor(info.contextLength / 4));

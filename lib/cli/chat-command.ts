@@ -7,10 +7,10 @@ import readline from 'node:readline';
 
 import type { GenerationResult } from '../generation/generate.js';
 import type { GenerationOptions } from '../generation/options.js';
-import type { Device, LayerSkipModel } from '../model.js';
+import type { LayerSkipModel } from '../model.js';
 import { ChatTemplate, type ChatMessage } from '../server/chat-template.js';
 import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs } from './args.js';
-import { defaultModelDir, ENGINE_OPTION_SPECS, engineLoadOptions, threadsOption } from './common.js';
+import { defaultModelDir, ENGINE_OPTION_SPECS, commandLoadOptions } from './common.js';
 import { formatStats, generateSpecs, generationOptionsFrom } from './generate-command.js';
 import { loadModelWithProgress } from './load-progress.js';
 
@@ -48,12 +48,7 @@ export async function runChatCommand(argv: string[]): Promise<number> {
   if (positionals.length > 0) throw unexpectedArgument(positionals[0], chatSpecs, 'did you mean --message?');
   const modelDir = (options.model as string | undefined) ?? defaultModelDir();
   const override = options['chat-template'] === undefined ? undefined : await readTemplateFile(options['chat-template'] as string);
-  const model = await loadModelWithProgress(modelDir, {
-    device: options.device as Device | undefined,
-    threads: threadsOption(options),
-    ...engineLoadOptions(options),
-    contextLength: options['context-length'] as number | undefined,
-  });
+  const model = await loadModelWithProgress(modelDir, commandLoadOptions(options));
   try {
     const template = await ChatTemplate.fromDir(model.info.dir, override);
     if (!template || !model.tokenizer) {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { CPU_KERNEL_NAMES, QUANT_TYPES, type CpuKernelsName, type LoadOptions, type QuantType } from '../model.js';
+import { CPU_KERNEL_NAMES, QUANT_TYPES, type CpuKernelsName, type Device, type LoadOptions, type QuantType } from '../model.js';
 import { packageRoot } from '../native.js';
 import { UsageError, type OptionSpec } from './args.js';
 
@@ -71,4 +71,14 @@ export function threadsOption(options: Record<string, unknown>): number | undefi
     process.stderr.write(`layerskip: warning: --threads ${threads} is more than the ${cores} cores available to this process; they will take turns\n`);
   }
   return threads;
+}
+
+/** The load options every model-loading command's flags give: device, threads, engine options, context length. */
+export function commandLoadOptions(options: Record<string, unknown>): Omit<LoadOptions, 'onProgress'> {
+  return {
+    device: options.device as Device | undefined,
+    threads: threadsOption(options),
+    ...engineLoadOptions(options),
+    contextLength: options['context-length'] as number | undefined,
+  };
 }

@@ -3,11 +3,11 @@
 // exit code is 1 when any prompt differs.
 import fs from 'node:fs';
 
-import { loadModel, type Device, type LayerSkipModel } from '../model.js';
+import { loadModel, type LayerSkipModel } from '../model.js';
 import type { GenerationResult } from '../generation/generate.js';
 import { DEFAULT_NUM_SPECULATIONS } from '../generation/options.js';
 import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs } from './args.js';
-import { defaultModelDir, ENGINE_OPTION_SPECS, engineLoadOptions, threadsOption } from './common.js';
+import { defaultModelDir, ENGINE_OPTION_SPECS, commandLoadOptions } from './common.js';
 
 export const correctnessSpecs: OptionSpecs = {
   model: { kind: 'string', placeholder: 'DIR', description: 'HuggingFace Llama checkpoint folder (default: the bundled demo model)' },
@@ -73,12 +73,7 @@ export async function runCorrectnessCommand(argv: string[]): Promise<number> {
   if (positionals.length > 0) throw unexpectedArgument(positionals[0], correctnessSpecs);
   if (options.prompts === undefined) throw new UsageError('give the prompts with --prompts FILE.jsonl');
   const prompts = readPrompts(options.prompts as string);
-  const model = await loadModel((options.model as string | undefined) ?? defaultModelDir(), {
-    device: options.device as Device | undefined,
-    threads: threadsOption(options),
-    ...engineLoadOptions(options),
-    contextLength: options['context-length'] as number | undefined,
-  });
+  const model = await loadModel((options.model as string | undefined) ?? defaultModelDir(), commandLoadOptions(options));
   try {
     const numLayers = model.info.numLayers;
     const exitLayer = (options['exit-layer'] as number | undefined) ?? Math.max(1, Math.floor(numLayers / 2));

@@ -1,5 +1,5 @@
 // `layerskip generate`: stream a continuation to stdout and finish with a stats line (or --json).
-import type { Device, LayerSkipModel } from '../model.js';
+import type { LayerSkipModel } from '../model.js';
 import {
   DEFAULT_MAX_STEPS,
   DEFAULT_NUM_SPECULATIONS,
@@ -11,7 +11,7 @@ import {
 } from '../generation/options.js';
 import type { GenerationResult } from '../generation/generate.js';
 import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs, type ParsedOptions } from './args.js';
-import { defaultModelDir, readStdin, ENGINE_OPTION_SPECS, engineLoadOptions, threadsOption } from './common.js';
+import { defaultModelDir, readStdin, ENGINE_OPTION_SPECS, commandLoadOptions } from './common.js';
 import { loadModelWithProgress } from './load-progress.js';
 import { SpeculativeStreamer } from './speculative-streamer.js';
 
@@ -81,12 +81,7 @@ export async function runGenerateCommand(argv: string[]): Promise<number> {
   const prompt = await promptFrom(options);
   const modelDir = (options.model as string | undefined) ?? defaultModelDir();
 
-  const model = await loadModelWithProgress(modelDir, {
-    device: options.device as Device | undefined,
-    threads: threadsOption(options),
-    ...engineLoadOptions(options),
-    contextLength: options['context-length'] as number | undefined,
-  });
+  const model = await loadModelWithProgress(modelDir, commandLoadOptions(options));
   try {
     const generation = generationOptionsFrom(options, model);
     const streamerName = (options.streamer as string | undefined) ?? 'plain';

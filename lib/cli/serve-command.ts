@@ -5,13 +5,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { DEFAULT_NUM_SPECULATIONS, type GenerationStrategy } from '../generation/options.js';
-import type { Device, LayerSkipModel } from '../model.js';
+import type { LayerSkipModel } from '../model.js';
 import { BatchEngine } from '../server/batch-engine.js';
 import { MAX_NUM_SPECULATIONS, type EngineStrategy } from '../server/engine-api.js';
-import { startServerWhileLoading, type RunningServer } from '../server/http-server.js';
+import { startServerWhileLoading, type RunningServer, type ServerOptions } from '../server/http-server.js';
 import { ServerMetrics } from '../server/metrics.js';
 import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs } from './args.js';
-import { defaultModelDir, ENGINE_OPTION_SPECS, engineLoadOptions, threadsOption } from './common.js';
+import { defaultModelDir, ENGINE_OPTION_SPECS, commandLoadOptions } from './common.js';
 import { loadModelWithProgress } from './load-progress.js';
 
 export const serveSpecs: OptionSpecs = {
@@ -95,19 +95,12 @@ export async function runServeCommand(argv: string[]): Promise<number> {
 
   const modelId = (options['model-id'] as string | undefined) ?? path.basename(path.resolve(modelDir));
   const metrics = new ServerMetrics();
-  let model: LayerSkipModel | undefined;
-  let engine: BatchEngine | undefined;
-  let defaults: EngineStrategy | undefined;
+  let model: LayerSkipModel | undefined; // set once loaded, so a failed start still frees it
   // Listen first (health answers "loading"), then load the model and start the engine.
-  const listening = await startServerWhileLoading(host, port, async () => {
-    model = await loadModelWithProgress(modelDir, {
-      device: options.device as Device | undefined,
-      threads: threadsOption(options),
-      ...engineLoadOptions(options),
-      contextLength: options['context-length'] as number | undefined,
-    });
-    defaults = defaultStrategy(options, model.info.numLayers);
-    engine = await BatchEngine.create(model, { parallel, queueLimit, requestTimeoutMs, speculation, observer: metrics });
+  const listening = await startServerWhileLoading(host, port, async (): Promise<ServerOptions> => {
+    model = await loadModelWithProgress(modelDir, commandLoadOptions(options));
+    const defaults = defaultStrategy(options, model.info.numLayers);
+    const engine = await BatchEngine.create(model, { parallel, queueLimit, requestTimeoutMs, speculation, observer: metrics });
     const log = options.quiet ? undefined : (line: string) => process.stderr.write(line + '\n');
     return { engine, model, modelId, host, port, apiKey, defaults, metrics, chatTemplate, log };
   });
@@ -119,10 +112,12 @@ export async function runServeCommand(argv: string[]): Promise<number> {
     await model?.dispose();
     throw error;
   }
+  const { engine, defaults } = server.options;
+  const loaded = server.options.model;
   process.stderr.write(
-    `layerskip serve: ${modelId} on ${server.url} — ${parallel} slots × ${engine!.contextLength} positions, ` +
-      `${model!.info.backend}; default ${defaults!.generationStrategy}` +
-      (defaults!.generationStrategy === 'self_speculative' ? ` (exit ${defaults!.exitLayer}, k ${defaults!.numSpeculations})` : '') +
+    `layerskip serve: ${modelId} on ${server.url} — ${parallel} slots × ${engine.contextLength} positions, ` +
+      `${loaded.info.backend}; default ${defaults.generationStrategy}` +
+      (defaults.generationStrategy === 'self_speculative' ? ` (exit ${defaults.exitLayer}, k ${defaults.numSpeculations})` : '') +
       `${apiKey ? '; API key required' : ''}\n`,
   );
 
@@ -139,7 +134,7 @@ export async function runServeCommand(argv: string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
   await server.close(shutdownMs);
-  await model!.dispose();
+  await loaded.dispose();
   process.stderr.write('layerskip serve: stopped\n');
   return 0;
 }

@@ -6,14 +6,12 @@ import { decodeAutoregressive, type EmitTokens } from './autoregressive.js';
 import type { ResolvedOptions } from './options.js';
 import { Random } from './random.js';
 import { decodeSelfSpeculative, newSpeculationCounters } from './self-speculative.js';
-import type { Sampling, Sequence } from './sequence.js';
+import { GREEDY, type Sampling, type Sequence } from './sequence.js';
 import { processingActive, type TokenLogprob } from './logits-processing.js';
 import { GenerationOutput, type FinishReason } from './output.js';
 import { decodeProcessedAutoregressive, decodeProcessedSelfSpeculative, pickAfterPrefill } from './processed-decoding.js';
 
 export type { FinishReason } from './output.js';
-
-const GREEDY: Sampling = { temperature: 0, topK: 0, topP: 1 };
 
 export interface GenerationStats {
   promptTokens: number;

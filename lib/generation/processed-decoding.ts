@@ -17,7 +17,7 @@ import {
 } from './logits-processing.js';
 import type { Random } from './random.js';
 import type { SpeculationCounters, SpeculationEvent } from './self-speculative.js';
-import type { Sequence } from './sequence.js';
+import { GREEDY, type Sequence } from './sequence.js';
 
 export interface ProcessedSettings {
   processing: ProcessingOptions;
@@ -31,8 +31,6 @@ export interface ProcessedSettings {
   tokensLeft: () => number;
   onSpeculation?: (event: SpeculationEvent) => void | Promise<void>;
 }
-
-const GREEDY = { temperature: 0, topK: 0, topP: 1 };
 
 // A pick from one processed row: the token and, when asked, its logprobs.
 function pick(row: Float32Array, context: readonly number[], settings: ProcessedSettings, random: Random) {

@@ -9,6 +9,9 @@ export interface Sampling {
   topP: number;
 }
 
+/** Greedy picks (the engine's argmax). */
+export const GREEDY: Sampling = { temperature: 0, topK: 0, topP: 1 };
+
 export interface PickedToken {
   token: number;
   /** Probability of `token` under the distribution it was picked from. */

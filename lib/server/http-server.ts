@@ -49,6 +49,8 @@ export interface ServerOptions {
 export interface RunningServer {
   url: string;
   port: number;
+  /** What it serves (the engine, the model, the defaults). */
+  options: ServerOptions;
   /** Stops accepting requests, lets the engine finish (aborting what runs past `deadlineMs`), closes the sockets. */
   close(deadlineMs: number): Promise<void>;
 }
@@ -122,6 +124,7 @@ async function serve(listener: Listener, options: ServerOptions): Promise<Runnin
   return {
     url: listener.url,
     port: listener.port,
+    options,
     close(deadlineMs: number) {
       closing ??= listener.shutdown(async () => {
         api.ready = false;
