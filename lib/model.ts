@@ -19,6 +19,7 @@ import {
   type NativeModelInfo,
 } from './native.js';
 import { LlamaTokenizer } from './tokenizer.js';
+import { readSpeculationDefaults, type SpeculationDefaults } from './generation/checkpoint-defaults.js';
 
 export type Device = 'cpu' | 'cuda' | 'auto';
 
@@ -68,7 +69,12 @@ export interface LoadOptions {
   onProgress?: LoadProgressCallback;
 }
 
-export type ModelInfo = NativeModelInfo & { dir: string; contextLength: number };
+export type ModelInfo = NativeModelInfo & {
+  dir: string;
+  contextLength: number;
+  /** Self-speculative E and k from the checkpoint's generation_config.json, used when a generation gives none. */
+  speculationDefaults: SpeculationDefaults;
+};
 
 export class LayerSkipModel {
   private native: NativeModel | undefined;
@@ -143,13 +149,16 @@ export class LayerSkipModel {
       );
     }
     let context: NativeContext;
+    let speculationDefaults: SpeculationDefaults;
     try {
+      speculationDefaults = await readSpeculationDefaults(resolved, nativeInfo.numLayers);
       context = native.createContext({ contextLength: options.contextLength ?? 0 });
     } catch (error) {
       native.dispose();
       throw error;
     }
-    return new LayerSkipModel(native, context, tokenizer, { ...nativeInfo, dir: resolved, contextLength: context.contextLength() });
+    const info = { ...nativeInfo, dir: resolved, contextLength: context.contextLength(), speculationDefaults };
+    return new LayerSkipModel(native, context, tokenizer, info);
   }
 
   /** Generates a continuation of `prompt` (text, or token ids used as given). */
@@ -314,6 +323,7 @@ export class LayerSkipModel {
       numLayers: this.info.numLayers,
       vocabSize: this.info.vocabSize,
       eosTokenIds: this.info.eosTokenIds.length > 0 ? this.info.eosTokenIds : (this.tokenizer?.eosTokenIds ?? []),
+      speculationDefaults: this.info.speculationDefaults,
     });
     let promptIds = this.promptIds(prompt, resolved.addSpecialTokens);
     if (resolved.truncatePrompt === 'left') promptIds = this.keepPromptEnd(promptIds, resolved.maxSteps);

@@ -165,7 +165,7 @@ export class LlamaTokenizer {
  * Reads and parses a JSON object file; a missing optional file yields null, anything else malformed throws naming the
  * file. Only a regular file of at most `maxBytes` is read: a FIFO, device or folder is refused before any read.
  */
-async function readJsonFile(file: string, required: boolean, maxBytes: number): Promise<JsonObject | null> {
+export async function readJsonFile(file: string, required: boolean, maxBytes: number): Promise<JsonObject | null> {
   let text: string;
   try {
     text = await readRegularFile(file, maxBytes);

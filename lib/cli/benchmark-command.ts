@@ -8,6 +8,8 @@ import { loadModel } from '../model.js';
 import { DEFAULT_NUM_SPECULATIONS } from '../generation/options.js';
 import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs } from './args.js';
 import { defaultModelDir, ENGINE_OPTION_SPECS, commandLoadOptions } from './common.js';
+import { runTaskBenchmarkCommand, TASK_BENCHMARK_FLAGS } from './task-benchmark-command.js';
+import { TASK_OPTION_SPECS } from './task-options.js';
 
 export const benchmarkSpecs: OptionSpecs = {
   model: { kind: 'string', placeholder: 'DIR', description: 'HuggingFace Llama checkpoint folder (default: the bundled demo model)' },
@@ -21,12 +23,22 @@ export const benchmarkSpecs: OptionSpecs = {
   'self-speculative': { kind: 'boolean', description: 'also compare greedy self-speculative decoding with autoregressive' },
   'num-speculations': { kind: 'integer', placeholder: 'K', description: `tokens drafted per step with --self-speculative (default ${DEFAULT_NUM_SPECULATIONS})` },
   json: { kind: 'boolean', description: 'print the results as JSON' },
+  ...TASK_OPTION_SPECS,
+  'generation-strategy': { kind: 'string', placeholder: 'NAME', description: 'with --dataset: autoregressive, self_speculative or both (default both: compared)' },
+  verbose: { kind: 'boolean', description: 'with --dataset: print each prompt, reference and response' },
+  out: { kind: 'string', placeholder: 'DIR', description: 'with --dataset: write the arguments, generation config and metrics to DIR/benchmark_<time>.json' },
   help: { kind: 'boolean', aliases: ['h'], description: 'show this help' },
 };
 
+// Flags of the random-prompt throughput mode, refused with --dataset (and the task flags without it).
+const THROUGHPUT_FLAGS = ['prompt-tokens', 'generate-tokens', 'repeats', 'self-speculative', 'json'];
+
 export const benchmarkHelp = formatHelp(
-  'Usage: layerskip benchmark [--model DIR] [--device NAME] [--repeats N] [--self-speculative --exit-layer E --num-speculations K]',
-  'Measures prefill and decode throughput of a checkpoint on this machine; optionally self-speculative speedup.',
+  'Usage: layerskip benchmark [--model DIR] [--device NAME] [--repeats N] [--self-speculative --exit-layer E --num-speculations K]\n' +
+    '       layerskip benchmark --dataset NAME [--data PATH] [--num-samples N] [--exit-layer E --num-speculations K] [options]',
+  'Measures prefill and decode throughput of a checkpoint on this machine; optionally self-speculative speedup.\n' +
+    "With --dataset, runs one of LayerSkip's tasks (see README \"Task benchmarks\"): ROUGE, BLEU, edit distance,\n" +
+    'tokens/s and acceptance, autoregressive and self-speculative on the same examples.',
   benchmarkSpecs,
 );
 
@@ -37,6 +49,11 @@ export async function runBenchmarkCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length > 0) throw unexpectedArgument(positionals[0], benchmarkSpecs);
+  const taskMode = options.dataset !== undefined;
+  const taskOnly = [...Object.keys(TASK_OPTION_SPECS), ...TASK_BENCHMARK_FLAGS];
+  const misplaced = (taskMode ? THROUGHPUT_FLAGS : taskOnly).find((flag) => options[flag] !== undefined);
+  if (misplaced) throw new UsageError(taskMode ? `--${misplaced} does not apply with --dataset` : `--${misplaced} needs --dataset NAME`);
+  if (taskMode) return runTaskBenchmarkCommand(options);
   const speculative = options['self-speculative'] === true;
   if (options['num-speculations'] !== undefined && !speculative) {
     throw new UsageError('--num-speculations needs --self-speculative');

@@ -7,9 +7,14 @@ import { CPU_KERNEL_NAMES, QUANT_TYPES, type CpuKernelsName, type Device, type L
 import { packageRoot } from '../native.js';
 import { UsageError, type OptionSpec } from './args.js';
 
+/** Where the package keeps its demo model (which a build may lack: see defaultModelDir). */
+export function bundledModelDir(): string {
+  return path.join(packageRoot(), 'models', 'default');
+}
+
 /** The demo model bundled with the package, used when --model is not given. */
 export function defaultModelDir(): string {
-  const dir = path.join(packageRoot(), 'models', 'default');
+  const dir = bundledModelDir();
   if (!fs.existsSync(path.join(dir, 'config.json'))) {
     throw new UsageError('no bundled default model in this build of layerskip; pass --model DIR (a HuggingFace Llama folder)');
   }

@@ -2,31 +2,46 @@
 // token (LayerSkip's correctness check). One line per prompt, the mismatches in detail, and an error count; the
 // exit code is 1 when any prompt differs.
 import fs from 'node:fs';
+import path from 'node:path';
 
 import { loadModel, type LayerSkipModel } from '../model.js';
 import type { GenerationResult } from '../generation/generate.js';
 import { DEFAULT_NUM_SPECULATIONS } from '../generation/options.js';
 import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs } from './args.js';
-import { defaultModelDir, ENGINE_OPTION_SPECS, commandLoadOptions } from './common.js';
+import { loadTask } from '../tasks/load-task.js';
+import { bundledModelDir, defaultModelDir, ENGINE_OPTION_SPECS, commandLoadOptions } from './common.js';
+import { TASK_OPTION_SPECS, taskLoadOptions } from './task-options.js';
+
+// The task flags that choose examples (generation here is always greedy, with --max-steps).
+const TASK_SELECTION_FLAGS = ['data', 'num-samples', 'random-shuffle', 'seed', 'n-shot', 'template', 'prompt-field', 'response-field'];
+
+function pick(specs: OptionSpecs, names: string[]): OptionSpecs {
+  return Object.fromEntries(names.map((name) => [name, specs[name]]));
+}
 
 export const correctnessSpecs: OptionSpecs = {
   model: { kind: 'string', placeholder: 'DIR', description: 'HuggingFace Llama checkpoint folder (default: the bundled demo model)' },
   prompts: { kind: 'string', placeholder: 'FILE', description: 'JSONL file, one {"prompt": text or token ids} per line' },
-  'exit-layer': { kind: 'integer', placeholder: 'E', description: 'draft exit layer (default: half the layers)' },
-  'num-speculations': { kind: 'integer', placeholder: 'K', description: `tokens drafted per step (default ${DEFAULT_NUM_SPECULATIONS})` },
+  ...pick(TASK_OPTION_SPECS, ['dataset', ...TASK_SELECTION_FLAGS]),
+  'exit-layer': { kind: 'integer', placeholder: 'E', description: "draft exit layer (default: the checkpoint's assistant_early_exit, else half the layers)" },
+  'num-speculations': { kind: 'integer', placeholder: 'K', description: `tokens drafted per step (default: the checkpoint's num_assistant_tokens, else ${DEFAULT_NUM_SPECULATIONS})` },
   'max-steps': { kind: 'integer', aliases: ['max-tokens'], placeholder: 'N', description: 'tokens generated per prompt (default 64)' },
   device: { kind: 'string', placeholder: 'NAME', description: 'cpu (default), cuda or auto' },
   threads: { kind: 'integer', placeholder: 'N', description: 'CPU threads (default: one per core)' },
   ...ENGINE_OPTION_SPECS,
   'context-length': { kind: 'integer', placeholder: 'N', description: 'KV cache positions (default min(model max, 4096))' },
+  out: { kind: 'string', placeholder: 'DIR', description: 'also write {"errors", "error_pct"} to DIR/correctness_<time>.json' },
   help: { kind: 'boolean', aliases: ['h'], description: 'show this help' },
 };
 
 export const correctnessHelp = formatHelp(
-  'Usage: layerskip correctness [--model DIR] --prompts FILE.jsonl [--exit-layer E] [--num-speculations K] [--max-steps N]',
-  'Checks that greedy self-speculative decoding reproduces greedy autoregressive decoding for every prompt.',
+  'Usage: layerskip correctness [--model DIR] (--prompts FILE.jsonl | --dataset NAME [--data PATH] [--num-samples N])\n' +
+    '                             [--exit-layer E] [--num-speculations K] [--max-steps N]',
+  'Checks that greedy self-speculative decoding reproduces greedy autoregressive decoding for every prompt (with\n' +
+    "--dataset, every example of one of LayerSkip's tasks, as its correctness.py).",
   correctnessSpecs,
 );
+
 
 /** Prompts of a JSONL file: each line an object whose "prompt" is a string or an array of token ids. */
 export function readPrompts(file: string): (string | number[])[] {
@@ -71,13 +86,22 @@ export async function runCorrectnessCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length > 0) throw unexpectedArgument(positionals[0], correctnessSpecs);
-  if (options.prompts === undefined) throw new UsageError('give the prompts with --prompts FILE.jsonl');
-  const prompts = readPrompts(options.prompts as string);
-  const model = await loadModel((options.model as string | undefined) ?? defaultModelDir(), commandLoadOptions(options));
+  if ((options.prompts === undefined) === (options.dataset === undefined)) {
+    throw new UsageError('give the prompts with --prompts FILE.jsonl or --dataset NAME (one of them)');
+  }
+  const taskFlag = TASK_SELECTION_FLAGS.find((flag) => options[flag] !== undefined);
+  if (taskFlag && options.dataset === undefined) throw new UsageError(`--${taskFlag} needs --dataset NAME`);
+  const modelArgument = options.model as string | undefined;
+  const prompts =
+    options.prompts !== undefined
+      ? readPrompts(options.prompts as string)
+      : (await loadTask(taskLoadOptions(options, modelArgument, bundledModelDir()))).examples.map((example) => example.prompt);
+  const model = await loadModel(modelArgument ?? defaultModelDir(), commandLoadOptions(options));
   try {
     const numLayers = model.info.numLayers;
-    const exitLayer = (options['exit-layer'] as number | undefined) ?? Math.max(1, Math.floor(numLayers / 2));
-    const numSpeculations = (options['num-speculations'] as number | undefined) ?? DEFAULT_NUM_SPECULATIONS;
+    const checkpoint = model.info.speculationDefaults;
+    const exitLayer = (options['exit-layer'] as number | undefined) ?? checkpoint.exitLayer ?? Math.max(1, Math.floor(numLayers / 2));
+    const numSpeculations = (options['num-speculations'] as number | undefined) ?? checkpoint.numSpeculations ?? DEFAULT_NUM_SPECULATIONS;
     const maxSteps = (options['max-steps'] as number | undefined) ?? 64;
     process.stdout.write(`correctness: E = ${exitLayer} of ${numLayers} layers, k = ${numSpeculations}, ${maxSteps} tokens per prompt\n`);
     let errors = 0;
@@ -104,7 +128,15 @@ export async function runCorrectnessCommand(argv: string[]): Promise<number> {
       );
     }
     const overall = drafted > 0 ? ((accepted / drafted) * 100).toFixed(1) : '0.0';
-    process.stdout.write(`errors: ${errors} of ${prompts.length} prompts (acceptance ${overall}%)\n`);
+    const errorPercent = ((errors / prompts.length) * 100).toFixed(1);
+    process.stdout.write(`errors: ${errors} of ${prompts.length} prompts, ${errorPercent}% (acceptance ${overall}%)\n`);
+    if (options.out !== undefined) {
+      fs.mkdirSync(options.out as string, { recursive: true });
+      const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '_').slice(0, 15);
+      const file = path.join(options.out as string, `correctness_${stamp}.json`);
+      fs.writeFileSync(file, JSON.stringify({ errors, error_pct: errors / prompts.length, exit_layer: exitLayer, num_speculations: numSpeculations }) + '\n');
+      process.stdout.write(`wrote ${file}\n`);
+    }
     return errors === 0 ? 0 : 1;
   } finally {
     await model.dispose();

@@ -31,8 +31,8 @@ export const generateSpecs: OptionSpecs = {
   logprobs: { kind: 'integer', placeholder: 'N', description: 'with --json: each token\'s log-probability and N alternatives (default 0)' },
   'stop': { kind: 'list', aliases: ['stop-words'], placeholder: 'TEXT', description: 'stop string (repeatable)' },
   'generation-strategy': { kind: 'string', placeholder: 'NAME', description: 'autoregressive (default) or self_speculative' },
-  'exit-layer': { kind: 'integer', placeholder: 'E', description: 'early-exit / draft layer (default: all layers)' },
-  'num-speculations': { kind: 'integer', placeholder: 'K', description: `tokens drafted per self-speculative step (default ${DEFAULT_NUM_SPECULATIONS})` },
+  'exit-layer': { kind: 'integer', placeholder: 'E', description: "early-exit layer; with self_speculative the draft depth (default: all layers; self_speculative: the checkpoint's assistant_early_exit)" },
+  'num-speculations': { kind: 'integer', placeholder: 'K', description: `tokens drafted per self-speculative step (default: the checkpoint's num_assistant_tokens, else ${DEFAULT_NUM_SPECULATIONS})` },
   'draft-confidence': { kind: 'number', placeholder: 'P', description: 'stop drafting below this draft top probability (0 = off)' },
   streamer: { kind: 'string', placeholder: 'NAME', description: 'plain (default) or speculative (shows drafts on a TTY)' },
   device: { kind: 'string', placeholder: 'NAME', description: 'cpu (default), cuda or auto' },
@@ -175,9 +175,10 @@ const FLAG_OF_OPTION: Record<string, string> = {
 };
 
 /** Validates the options as generate() will, reporting a bad one by its flag (a usage error, exit 2). */
-function checkGenerationOptions(generation: GenerationOptions, model: LayerSkipModel): void {
+export function checkGenerationOptions(generation: GenerationOptions, model: LayerSkipModel): void {
   try {
-    resolveOptions(generation, { numLayers: model.info.numLayers, vocabSize: model.info.vocabSize, eosTokenIds: [] });
+    const { numLayers, vocabSize, speculationDefaults } = model.info;
+    resolveOptions(generation, { numLayers, vocabSize, eosTokenIds: [], speculationDefaults });
   } catch (error) {
     const message = (error as Error).message;
     const name = /^(\w+)/.exec(message)?.[1] ?? '';

@@ -12,6 +12,7 @@ import { runEvalCommand } from './eval-command.js';
 import { runGenerateCommand } from './generate-command.js';
 import { runQuantizeCommand } from './quantize-command.js';
 import { runServeCommand } from './serve-command.js';
+import { runSweepCommand } from './sweep-command.js';
 import { runTrainCommand } from './train-command.js';
 
 const commands: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
@@ -20,7 +21,8 @@ const commands: Record<string, { summary: string; run: (argv: string[]) => Promi
   correctness: { summary: 'check greedy self-speculative output against autoregressive', run: runCorrectnessCommand },
   train: { summary: 'train a model with the LayerSkip recipe (layer dropout + early-exit loss)', run: runTrainCommand },
   eval: { summary: 'per-exit-layer accuracy, perplexity and agreement; recommends an exit layer', run: runEvalCommand },
-  benchmark: { summary: 'prefill and decode tok/s on this machine; self-speculative speedup', run: runBenchmarkCommand },
+  benchmark: { summary: "tok/s on this machine; self-speculative speedup; LayerSkip's task benchmarks (--dataset)", run: runBenchmarkCommand },
+  sweep: { summary: 'exit layer × draft length grid on a task: tokens/s and acceptance, heatmaps, the best setting', run: runSweepCommand },
   quantize: { summary: 'write a q8 / q4 quantized copy of a checkpoint', run: runQuantizeCommand },
   serve: { summary: 'OpenAI-compatible HTTP server with continuous batching', run: runServeCommand },
 };

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { DEFAULT_NUM_SPECULATIONS, type GenerationStrategy } from '../generation/options.js';
-import type { LayerSkipModel } from '../model.js';
+import type { LayerSkipModel, ModelInfo } from '../model.js';
 import { BatchEngine } from '../server/batch-engine.js';
 import { MAX_NUM_SPECULATIONS, type EngineStrategy } from '../server/engine-api.js';
 import { startServerWhileLoading, type RunningServer, type ServerOptions } from '../server/http-server.js';
@@ -23,7 +23,7 @@ export const serveSpecs: OptionSpecs = {
   'api-key': { kind: 'string', placeholder: 'KEY', description: 'require Authorization: Bearer KEY (default: $LAYERSKIP_API_KEY, else none)' },
   'model-id': { kind: 'string', placeholder: 'NAME', description: 'the model name clients see (default: the folder name)' },
   'generation-strategy': { kind: 'string', placeholder: 'NAME', description: 'default for requests: autoregressive (default) or self_speculative' },
-  'exit-layer': { kind: 'integer', placeholder: 'E', description: 'default early-exit / draft layer' },
+  'exit-layer': { kind: 'integer', placeholder: 'E', description: "default early-exit / draft layer (self_speculative: the checkpoint's assistant_early_exit)" },
   'num-speculations': { kind: 'integer', placeholder: 'K', description: `default drafts per self-speculative round (default ${DEFAULT_NUM_SPECULATIONS}, at most ${MAX_NUM_SPECULATIONS})` },
   'draft-confidence': { kind: 'number', placeholder: 'P', description: 'default: stop drafting below this draft top probability (0 = off)' },
   speculation: { kind: 'string', placeholder: 'POLICY', description: 'adaptive (default: speculate when it raises throughput) or always' },
@@ -53,21 +53,28 @@ function positive(name: string, value: unknown, fallback: number, { min = 1, max
   return value;
 }
 
-// The strategy requests get when they do not say; checked against the model once it is loaded.
-function defaultStrategy(options: Record<string, unknown>, numLayers: number): EngineStrategy {
+// The strategy requests get when they do not say; checked against the model once it is loaded. A self_speculative
+// server without --exit-layer / --num-speculations drafts with the checkpoint's own settings.
+function defaultStrategy(options: Record<string, unknown>, info: ModelInfo): EngineStrategy {
   const generationStrategy = (options['generation-strategy'] as string | undefined) ?? 'autoregressive';
   if (generationStrategy !== 'autoregressive' && generationStrategy !== 'self_speculative') {
     throw new UsageError(`--generation-strategy must be autoregressive or self_speculative, got "${generationStrategy}"`);
   }
-  if (generationStrategy === 'self_speculative' && options['exit-layer'] === undefined) {
-    throw new UsageError('--generation-strategy self_speculative needs --exit-layer E, the draft depth (`layerskip eval` recommends one)');
+  const speculative = generationStrategy === 'self_speculative';
+  const checkpoint = speculative ? info.speculationDefaults : {};
+  if (speculative && options['exit-layer'] === undefined && checkpoint.exitLayer === undefined) {
+    throw new UsageError(
+      "--generation-strategy self_speculative needs --exit-layer E, the draft depth: the checkpoint's generation_config.json " +
+        'has no assistant_early_exit (`layerskip sweep --write-defaults` measures and stores one)',
+    );
   }
-  const exitLayer = positive('exit-layer', options['exit-layer'], numLayers, { max: numLayers });
+  const exitLayer = positive('exit-layer', options['exit-layer'], checkpoint.exitLayer ?? info.numLayers, { max: info.numLayers });
   if (!Number.isInteger(exitLayer)) throw new UsageError('--exit-layer must be an integer');
+  const numSpeculations = Math.min(checkpoint.numSpeculations ?? DEFAULT_NUM_SPECULATIONS, MAX_NUM_SPECULATIONS);
   return {
     generationStrategy: generationStrategy as GenerationStrategy,
     exitLayer,
-    numSpeculations: positive('num-speculations', options['num-speculations'], DEFAULT_NUM_SPECULATIONS, { max: MAX_NUM_SPECULATIONS }),
+    numSpeculations: positive('num-speculations', options['num-speculations'], numSpeculations, { max: MAX_NUM_SPECULATIONS }),
     draftConfidence: positive('draft-confidence', options['draft-confidence'], 0, { min: 0, max: 1 }),
   };
 }
@@ -99,7 +106,7 @@ export async function runServeCommand(argv: string[]): Promise<number> {
   // Listen first (health answers "loading"), then load the model and start the engine.
   const listening = await startServerWhileLoading(host, port, async (): Promise<ServerOptions> => {
     model = await loadModelWithProgress(modelDir, commandLoadOptions(options));
-    const defaults = defaultStrategy(options, model.info.numLayers);
+    const defaults = defaultStrategy(options, model.info);
     const engine = await BatchEngine.create(model, { parallel, queueLimit, requestTimeoutMs, speculation, observer: metrics });
     const log = options.quiet ? undefined : (line: string) => process.stderr.write(line + '\n');
     return { engine, model, modelId, host, port, apiKey, defaults, metrics, chatTemplate, log };

@@ -119,7 +119,8 @@ export async function runGeneration(job: GenerationJob): Promise<GenerationResul
     // Logits processing and logprobs pick in TypeScript from rows read back (processed-decoding.ts); the engine
     // then runs greedily.
     const processed = processingActive(options);
-    const first = await sequence.prefill(promptIds, prefillLayers, processed ? GREEDY : sampling, random, options.signal);
+    const pickFirst = processed ? GREEDY : sampling;
+    const first = await sequence.prefill(promptIds, prefillLayers, pickFirst, random, options.signal, options.reusePromptCache);
     prefillEnded = performance.now();
     const speculation = {
       exitLayer: options.exitLayer,

@@ -1,4 +1,5 @@
 // Generation options: the public shape, LayerSkip's defaults, and validation with errors that name the option.
+import type { SpeculationDefaults } from './checkpoint-defaults.js';
 import type { SpeculationListener } from './self-speculative.js';
 
 export type GenerationStrategy = 'autoregressive' | 'self_speculative';
@@ -52,6 +53,11 @@ export interface GenerationOptions {
    * leading BOS) so that it leaves room for min(maxSteps, contextLength / 4) new tokens.
    */
   truncatePrompt?: 'none' | 'left';
+  /**
+   * Reuse the cached K/V of the previous generation's prompt where this prompt starts the same. Default true;
+   * benchmarks turn it off so every run pays its whole prefill.
+   */
+  reusePromptCache?: boolean;
 }
 
 /** LayerSkip's sampling defaults (its generate.py): temperature 0.6, top-p 0.9. */
@@ -78,6 +84,7 @@ export interface ResolvedOptions {
   onSpeculation?: SpeculationListener;
   addSpecialTokens: boolean;
   truncatePrompt: 'none' | 'left';
+  reusePromptCache: boolean;
   repetitionPenalty: number;
   noRepeatNgramSize: number;
   minP: number;
@@ -90,6 +97,8 @@ export interface ModelLimits {
   numLayers: number;
   vocabSize: number;
   eosTokenIds: number[];
+  /** The checkpoint's own E and k (generation_config.json), for self-speculative generations that give none. */
+  speculationDefaults?: SpeculationDefaults;
 }
 
 function integerOption(name: string, value: unknown, min: number, max: number): number {
@@ -143,8 +152,17 @@ export function resolveOptions(options: GenerationOptions, limits: ModelLimits):
   if (generationStrategy !== 'autoregressive' && generationStrategy !== 'self_speculative') {
     throw new RangeError(`generationStrategy must be "autoregressive" or "self_speculative", got ${JSON.stringify(generationStrategy)}`);
   }
-  const exitLayer = integerOption('exitLayer', options.exitLayer ?? limits.numLayers, 1, limits.numLayers);
-  const numSpeculations = integerOption('numSpeculations', options.numSpeculations ?? DEFAULT_NUM_SPECULATIONS, 1, 64);
+  const speculative = generationStrategy === 'self_speculative';
+  const checkpoint = speculative ? (limits.speculationDefaults ?? {}) : {};
+  if (speculative && options.exitLayer === undefined && checkpoint.exitLayer === undefined) {
+    // Drafting with every layer would accept everything and gain nothing: never do it silently.
+    throw new RangeError(
+      `exitLayer: self_speculative decoding needs the draft depth E (1 ≤ E < ${limits.numLayers}), and this checkpoint's ` +
+        'generation_config.json has no assistant_early_exit; pass it, or measure the best with `layerskip sweep --write-defaults`',
+    );
+  }
+  const exitLayer = integerOption('exitLayer', options.exitLayer ?? checkpoint.exitLayer ?? limits.numLayers, 1, limits.numLayers);
+  const numSpeculations = integerOption('numSpeculations', options.numSpeculations ?? checkpoint.numSpeculations ?? DEFAULT_NUM_SPECULATIONS, 1, 64);
   const draftConfidence = numberOption('draftConfidence', options.draftConfidence ?? 0, (c) => c >= 0 && c <= 1, 'in [0, 1]');
   if (options.onSpeculation !== undefined && typeof options.onSpeculation !== 'function') {
     throw new TypeError('onSpeculation must be a function');
@@ -154,6 +172,8 @@ export function resolveOptions(options: GenerationOptions, limits: ModelLimits):
   const noRepeatNgramSize = integerOption('noRepeatNgramSize', options.noRepeatNgramSize ?? 0, 0, 1 << 16);
   const minP = numberOption('minP', options.minP ?? 0, (p) => p >= 0 && p <= 1, 'in [0, 1]');
   const logprobs = integerOption('logprobs', options.logprobs ?? 0, 0, 20);
+  const reusePromptCache = options.reusePromptCache ?? true;
+  if (typeof reusePromptCache !== 'boolean') throw new TypeError('reusePromptCache must be true or false');
   const truncatePrompt = options.truncatePrompt ?? 'none';
   if (truncatePrompt !== 'none' && truncatePrompt !== 'left') {
     throw new RangeError(`truncatePrompt must be "none" or "left", got ${JSON.stringify(truncatePrompt)}`);
@@ -175,6 +195,7 @@ export function resolveOptions(options: GenerationOptions, limits: ModelLimits):
     onSpeculation: options.onSpeculation,
     addSpecialTokens,
     truncatePrompt,
+    reusePromptCache,
     repetitionPenalty,
     noRepeatNgramSize,
     minP,

@@ -33,8 +33,9 @@ export class Sequence {
 
   /**
    * Makes the cache hold `prompt` in layers [0, layerEnd), evaluating only what is not already cached, and picks
-   * the token that follows. Returns how many prompt tokens were reused from the cache, or undefined when `signal`
-   * aborted between chunks (the cache then holds part of the prompt; `tokens` says which).
+   * the token that follows (`reuse` false: evaluating all of it). Returns how many prompt tokens were reused from
+   * the cache, or undefined when `signal` aborted between chunks (the cache then holds part of the prompt; `tokens`
+   * says which).
    */
   async prefill(
     prompt: number[],
@@ -42,13 +43,14 @@ export class Sequence {
     sampling: Sampling,
     random: Random,
     signal?: AbortSignal,
+    reuse = true,
   ): Promise<(PickedToken & { reused: number }) | undefined> {
     if (prompt.length === 0) throw new RangeError('the prompt is empty (no tokens to start from)');
     if (prompt.length >= this.contextLength) {
       throw new RangeError(`the prompt has ${prompt.length} tokens; the context holds ${this.contextLength}`);
     }
     let reused = 0;
-    const limit = Math.min(prompt.length - 1, this.tokens.length, this.cachedLength(layerEnd));
+    const limit = reuse ? Math.min(prompt.length - 1, this.tokens.length, this.cachedLength(layerEnd)) : 0;
     while (reused < limit && this.tokens[reused] === prompt[reused]) reused++;
     this.truncate(reused);
     // Long prompts go in chunks so an abort is seen within one chunk's time (a row's results do not depend on the

@@ -205,6 +205,7 @@ class OpenAiApi {
       contextLength: engine.contextLength,
       numLayers: engine.numLayers,
       defaults: options.defaults,
+      checkpointSpeculation: model.info.speculationDefaults,
       encode: model.tokenizer ? (text, addSpecialTokens) => model.encode(text, { addSpecialTokens }) : undefined,
       chatTemplate,
     };

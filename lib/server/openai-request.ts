@@ -7,6 +7,7 @@
 // is full. A max_tokens beyond the context is clamped to what fits (the engine ends there with "length"), as
 // llama-server does, rather than refused. Extensions: top_k and ignore_eos (llama.cpp / vLLM), and a `layerskip`
 // object choosing the generation strategy per request.
+import type { SpeculationDefaults } from '../generation/checkpoint-defaults.js';
 import { MAX_NUM_SPECULATIONS, type EngineRequest, type EngineStrategy } from './engine-api.js';
 import { ApiError, invalidField, unsupportedField } from './api-error.js';
 import { noChatTemplateError, type ChatMessage, type ChatTemplate } from './chat-template.js';
@@ -22,6 +23,8 @@ export interface RequestContext {
   numLayers: number;
   /** The server's strategy, for fields the `layerskip` object leaves out. */
   defaults: EngineStrategy;
+  /** The checkpoint's own E and k, for a self_speculative request to an autoregressive server. */
+  checkpointSpeculation?: SpeculationDefaults;
   /** Token ids of prompt text; undefined when the model has no tokenizer. */
   encode?: (text: string, addSpecialTokens: boolean) => number[];
   /** The checkpoint's chat template; undefined when it has none. */
@@ -154,9 +157,11 @@ function parseStop(value: unknown): string[] {
 }
 
 /**
- * The `layerskip` object; absent fields take the server's defaults. One exception: a request that switches a
- * self_speculative server to autoregressive without an exit_layer runs the full model (the server's exit layer is
- * then a draft depth, not an exit meant for the answer).
+ * The `layerskip` object; absent fields take the server's defaults. Two exceptions, both about what the server's
+ * exit layer means: a request that switches a self_speculative server to autoregressive without an exit_layer runs
+ * the full model (the server's exit layer is a draft depth, not an exit meant for the answer); one that switches an
+ * autoregressive server to self_speculative drafts at the checkpoint's assistant_early_exit, and without one must
+ * give exit_layer (drafting with every layer would gain nothing).
  */
 function parseStrategy(value: unknown, context: RequestContext): EngineStrategy {
   const defaults = context.defaults;
@@ -167,11 +172,22 @@ function parseStrategy(value: unknown, context: RequestContext): EngineStrategy 
     throw invalidField('layerskip.generation_strategy', `layerskip.generation_strategy must be "autoregressive" or "self_speculative", got ${show(strategy)}`);
   }
   const switchedToFull = strategy === 'autoregressive' && defaults.generationStrategy === 'self_speculative';
-  const defaultExit = switchedToFull ? context.numLayers : defaults.exitLayer;
+  const switchedToSpeculative = strategy === 'self_speculative' && defaults.generationStrategy !== 'self_speculative';
+  const checkpoint = switchedToSpeculative ? (context.checkpointSpeculation ?? {}) : {};
+  const defaultExit = switchedToFull ? context.numLayers : switchedToSpeculative ? checkpoint.exitLayer : defaults.exitLayer;
+  const exitLayer = optionalInteger(value, 'exit_layer', 1, context.numLayers, 'layerskip.') ?? defaultExit;
+  if (exitLayer === undefined) {
+    throw invalidField(
+      'layerskip.exit_layer',
+      'layerskip.generation_strategy "self_speculative" needs layerskip.exit_layer (the draft depth): this model has no assistant_early_exit default',
+    );
+  }
   return {
     generationStrategy: strategy,
-    exitLayer: optionalInteger(value, 'exit_layer', 1, context.numLayers, 'layerskip.') ?? defaultExit,
-    numSpeculations: optionalInteger(value, 'num_speculations', 1, MAX_NUM_SPECULATIONS, 'layerskip.') ?? defaults.numSpeculations,
+    exitLayer,
+    numSpeculations:
+      optionalInteger(value, 'num_speculations', 1, MAX_NUM_SPECULATIONS, 'layerskip.') ??
+      Math.min(checkpoint.numSpeculations ?? defaults.numSpeculations, MAX_NUM_SPECULATIONS),
     draftConfidence: optionalNumber(value, 'draft_confidence', 0, 1, { prefix: 'layerskip.' }) ?? defaults.draftConfidence,
   };
 }
