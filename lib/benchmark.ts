@@ -7,10 +7,16 @@ import os from 'node:os';
 import type { LayerSkipModel } from './model.js';
 import { loadNativeBinding } from './native.js';
 
+/** The most repeats --min-time may add. */
+export const MAX_REPEATS = 100;
+
 export interface BenchmarkOptions {
   promptTokens: number;
   generateTokens: number;
+  /** At least this many repeats… */
   repeats: number;
+  /** …and more, up to MAX_REPEATS, until this many seconds have passed (default 0). */
+  minSeconds?: number;
   threads: number;
   /** Early-exit layer for decoding (default: all layers). */
   exitLayer?: number;
@@ -47,7 +53,17 @@ export interface SpeculativeBenchmarkOptions {
   numSpeculations: number;
   promptTokens: number;
   generateTokens: number;
+  /** At least this many prompts, and more (up to MAX_REPEATS) until minSeconds have passed. */
   repeats: number;
+  minSeconds?: number;
+}
+
+// Repeat indices: at least `repeats`, then on while less than `minSeconds` has passed (up to MAX_REPEATS).
+function* repeatIndices(repeats: number, minSeconds = 0): Generator<number> {
+  const started = performance.now();
+  for (let repeat = 0; repeat < repeats || (performance.now() - started < minSeconds * 1000 && repeat < MAX_REPEATS); repeat++) {
+    yield repeat;
+  }
 }
 
 export interface SpeculativeBenchmarkResult extends SpeculativeBenchmarkOptions {
@@ -122,7 +138,7 @@ export async function runBenchmark(model: LayerSkipModel, options: BenchmarkOpti
   }
   const prefill: number[] = [];
   const decode: number[] = [];
-  for (let repeat = 0; repeat < options.repeats; repeat++) {
+  for (const repeat of repeatIndices(options.repeats, options.minSeconds)) {
     // A fresh prompt each time, so no repeat reuses the previous one's cache.
     const prompt = randomPrompt(options.promptTokens, info.vocabSize, 1000 + repeat);
     const result = await model.generate(prompt, {
@@ -148,7 +164,7 @@ export async function runBenchmark(model: LayerSkipModel, options: BenchmarkOpti
     threads: options.threads,
     promptTokens: options.promptTokens,
     generateTokens: options.generateTokens,
-    repeats: options.repeats,
+    repeats: decode.length,
     prefillTokensPerSecond: prefill,
     decodeTokensPerSecond: decode,
     medianPrefillTokensPerSecond: median(prefill),
@@ -171,7 +187,7 @@ export async function runSpeculativeBenchmark(
   let drafted = 0;
   let accepted = 0;
   let identical = true;
-  for (let repeat = 0; repeat < options.repeats; repeat++) {
+  for (const repeat of repeatIndices(options.repeats, options.minSeconds)) {
     const prompt = randomPrompt(options.promptTokens, model.info.vocabSize, 2000 + repeat);
     const plain = await model.generate(prompt, { maxSteps: options.generateTokens, stopTokenIds: [] });
     const drafting = await model.generate(prompt, {
@@ -189,6 +205,7 @@ export async function runSpeculativeBenchmark(
   }
   return {
     ...options,
+    repeats: autoregressive.length,
     autoregressiveTokensPerSecond: autoregressive,
     speculativeTokensPerSecond: speculative,
     speedup: median(speculative.map((value, i) => value / autoregressive[i])),

@@ -72,15 +72,18 @@ describe('CLI', function () {
 
   it('benchmark reports throughput and, with --self-speculative, an identical-output speedup', function () {
     const base = ['benchmark', '--model', modelDir, '--prompt-tokens', '8', '--generate-tokens', '8', '--repeats', '2', '--threads', '1'];
-    const plain = layerskip([...base, '--json']);
+    const plain = layerskip([...base, '--min-time', '0', '--json']);
     assert.equal(plain.code, 0, plain.stderr);
     const result = JSON.parse(plain.stdout);
     assert.equal(result.decodeTokensPerSecond.length, 2);
+    // --min-time adds repeats until that much time has passed (a noisy machine gets more samples).
+    const timed = JSON.parse(layerskip([...base, '--min-time', '0.3', '--json']).stdout);
+    assert.ok(timed.repeats > 2 && timed.repeats <= 100 && timed.decodeTokensPerSecond.length === timed.repeats, String(timed.repeats));
     assert.ok(result.medianPrefillTokensPerSecond > 0 && result.medianDecodeTokensPerSecond > 0);
     assert.ok(result.rooflineFraction > 0, 'the CPU backend reports a roofline');
     assert.equal(result.selfSpeculative, undefined);
 
-    const table = layerskip([...base, '--self-speculative', '--exit-layer', '1', '--num-speculations', '3']);
+    const table = layerskip([...base, '--min-time', '0', '--self-speculative', '--exit-layer', '1', '--num-speculations', '3']);
     assert.equal(table.code, 0, table.stderr);
     assert.match(table.stdout, /\| decode \(8 tokens\) \|/);
     assert.match(table.stdout, /self-speculative, E = 1, k = 3/);

@@ -58,6 +58,8 @@ describe('server requests (validation, chat templates, metrics format)', functio
       ['a prompt that fills the context', { prompt: new Array(CONTEXT_LENGTH).fill(1) }, 'prompt'],
       ['an unknown strategy', { layerskip: { generation_strategy: 'fast' } }, 'layerskip.generation_strategy'],
       ['exit_layer past the model', { layerskip: { exit_layer: 3 } }, 'layerskip.exit_layer'],
+      // The fixture has no assistant_early_exit: drafting with every layer is never chosen silently.
+      ['self_speculative without exit_layer', { layerskip: { generation_strategy: 'self_speculative' } }, 'layerskip.exit_layer'],
       ['17 speculations', { layerskip: { num_speculations: 17 } }, 'layerskip.num_speculations'],
       ['draft_confidence above 1', { layerskip: { draft_confidence: 2 } }, 'layerskip.draft_confidence'],
     ];

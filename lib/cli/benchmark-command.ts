@@ -3,7 +3,7 @@
 // self-speculative decoding at the given (E, k): acceptance, speedup, and whether the output stayed identical.
 import { availableParallelism } from 'node:os';
 
-import { formatBenchmark, formatSpeculativeBenchmark, runBenchmark, runSpeculativeBenchmark } from '../benchmark.js';
+import { formatBenchmark, formatSpeculativeBenchmark, MAX_REPEATS, runBenchmark, runSpeculativeBenchmark } from '../benchmark.js';
 import { loadModel } from '../model.js';
 import { DEFAULT_NUM_SPECULATIONS } from '../generation/options.js';
 import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs } from './args.js';
@@ -18,7 +18,8 @@ export const benchmarkSpecs: OptionSpecs = {
   ...ENGINE_OPTION_SPECS,
   'prompt-tokens': { kind: 'integer', placeholder: 'N', description: 'random prompt length (default 512, at most half the context)' },
   'generate-tokens': { kind: 'integer', placeholder: 'N', description: 'tokens decoded per repeat (default 128, at most a quarter of the context)' },
-  repeats: { kind: 'integer', placeholder: 'N', description: 'repeats, each with a fresh prompt (default 3)' },
+  repeats: { kind: 'integer', placeholder: 'N', description: 'at least N repeats, each with a fresh prompt (default 3)' },
+  'min-time': { kind: 'number', placeholder: 'S', description: `then more repeats (up to ${MAX_REPEATS}) until S seconds have passed (default 3)` },
   'exit-layer': { kind: 'integer', placeholder: 'E', description: 'decode with the first E layers only (early exit); the draft depth with --self-speculative' },
   'self-speculative': { kind: 'boolean', description: 'also compare greedy self-speculative decoding with autoregressive' },
   'num-speculations': { kind: 'integer', placeholder: 'K', description: `tokens drafted per step with --self-speculative (default ${DEFAULT_NUM_SPECULATIONS})` },
@@ -31,7 +32,7 @@ export const benchmarkSpecs: OptionSpecs = {
 };
 
 // Flags of the random-prompt throughput mode, refused with --dataset (and the task flags without it).
-const THROUGHPUT_FLAGS = ['prompt-tokens', 'generate-tokens', 'repeats', 'self-speculative', 'json'];
+const THROUGHPUT_FLAGS = ['prompt-tokens', 'generate-tokens', 'repeats', 'min-time', 'self-speculative', 'json'];
 
 export const benchmarkHelp = formatHelp(
   'Usage: layerskip benchmark [--model DIR] [--device NAME] [--repeats N] [--self-speculative --exit-layer E --num-speculations K]\n' +
@@ -69,16 +70,22 @@ export async function runBenchmarkCommand(argv: string[]): Promise<number> {
     }
     const repeats = (options.repeats as number | undefined) ?? 3;
     if (repeats < 1) throw new UsageError('--repeats must be ≥ 1');
-    const exitLayer = options['exit-layer'] as number | undefined;
+    const minSeconds = (options['min-time'] as number | undefined) ?? 3;
+    if (!(minSeconds >= 0)) throw new UsageError(`--min-time must be ≥ 0 seconds, got ${minSeconds}`);
+    const exitLayer = (options['exit-layer'] as number | undefined) ?? (speculative ? info.speculationDefaults.exitLayer : undefined);
     if (exitLayer !== undefined && (exitLayer < 1 || exitLayer > info.numLayers)) {
       throw new UsageError(`--exit-layer must be in [1, ${info.numLayers}]`);
     }
     if (speculative && (exitLayer === undefined || exitLayer >= info.numLayers)) {
-      throw new UsageError(`--self-speculative needs --exit-layer E with E < ${info.numLayers} (the draft depth)`);
+      throw new UsageError(
+        `--self-speculative needs --exit-layer E with E < ${info.numLayers} (the draft depth); ` +
+          "this checkpoint's generation_config.json has no assistant_early_exit to default to",
+      );
     }
     const throughput = await runBenchmark(model, {
       threads: (options.threads as number | undefined) ?? availableParallelism(),
       repeats,
+      minSeconds,
       promptTokens,
       generateTokens,
       exitLayer: speculative ? undefined : exitLayer,
@@ -86,10 +93,11 @@ export async function runBenchmarkCommand(argv: string[]): Promise<number> {
     const comparison = speculative
       ? await runSpeculativeBenchmark(model, {
           exitLayer: exitLayer!,
-          numSpeculations: (options['num-speculations'] as number | undefined) ?? DEFAULT_NUM_SPECULATIONS,
+          numSpeculations: (options['num-speculations'] as number | undefined) ?? info.speculationDefaults.numSpeculations ?? DEFAULT_NUM_SPECULATIONS,
           promptTokens,
           generateTokens,
           repeats,
+          minSeconds,
         })
       : undefined;
     if (options.json) {

@@ -2,7 +2,6 @@
 // token (LayerSkip's correctness check). One line per prompt, the mismatches in detail, and an error count; the
 // exit code is 1 when any prompt differs.
 import fs from 'node:fs';
-import path from 'node:path';
 
 import { loadModel, type LayerSkipModel } from '../model.js';
 import type { GenerationResult } from '../generation/generate.js';
@@ -10,7 +9,7 @@ import { DEFAULT_NUM_SPECULATIONS } from '../generation/options.js';
 import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs } from './args.js';
 import { loadTask } from '../tasks/load-task.js';
 import { bundledModelDir, defaultModelDir, ENGINE_OPTION_SPECS, commandLoadOptions } from './common.js';
-import { TASK_OPTION_SPECS, taskLoadOptions } from './task-options.js';
+import { resultFile, TASK_OPTION_SPECS, taskLoadOptions } from './task-options.js';
 
 // The task flags that choose examples (generation here is always greedy, with --max-steps).
 const TASK_SELECTION_FLAGS = ['data', 'num-samples', 'random-shuffle', 'seed', 'n-shot', 'template', 'prompt-field', 'response-field'];
@@ -131,9 +130,7 @@ export async function runCorrectnessCommand(argv: string[]): Promise<number> {
     const errorPercent = ((errors / prompts.length) * 100).toFixed(1);
     process.stdout.write(`errors: ${errors} of ${prompts.length} prompts, ${errorPercent}% (acceptance ${overall}%)\n`);
     if (options.out !== undefined) {
-      fs.mkdirSync(options.out as string, { recursive: true });
-      const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '_').slice(0, 15);
-      const file = path.join(options.out as string, `correctness_${stamp}.json`);
+      const file = resultFile(options.out as string, 'correctness');
       fs.writeFileSync(file, JSON.stringify({ errors, error_pct: errors / prompts.length, exit_layer: exitLayer, num_speculations: numSpeculations }) + '\n');
       process.stdout.write(`wrote ${file}\n`);
     }

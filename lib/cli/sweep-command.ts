@@ -10,7 +10,10 @@ import type { GenerationOptions } from '../generation/options.js';
 import type { LayerSkipModel } from '../model.js';
 import { renderHeatmapSvg } from '../tasks/heatmap-svg.js';
 import { loadTask, type LoadedTask } from '../tasks/load-task.js';
+import { MAX_JSON_FILE_BYTES } from '../limits.js';
+import { resolveModelDir } from '../model-path.js';
 import { bestCell, checkGrid, gridCells, parseAxis, readSweepCsv, writeSweepCsv, type SweepCell } from '../tasks/sweep.js';
+import { readJsonFile } from '../tokenizer.js';
 import { runTaskBenchmark, type StrategyMetrics } from '../tasks/task-benchmark.js';
 import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs, type ParsedOptions } from './args.js';
 import { bundledModelDir, commandLoadOptions, defaultModelDir, ENGINE_OPTION_SPECS } from './common.js';
@@ -129,8 +132,12 @@ export async function runSweepCommand(argv: string[]): Promise<number> {
   const loadOptions = taskLoadOptions(options, modelArgument, bundledModelDir());
   // The grid's flags are axes, not one E and k.
   const { exitLayer: _e, numSpeculations: _k, ...generation } = taskGenerationOptions(options);
+  const modelDir = modelArgument ?? defaultModelDir();
+  // The grid is checked against config.json's layer count before any data is read or weights are loaded.
+  const configuredLayers = await layerCount(modelDir);
+  if (configuredLayers !== undefined) gridOf(options, configuredLayers);
   const task = await loadTask(loadOptions);
-  const model = await loadModelWithProgress(modelArgument ?? defaultModelDir(), commandLoadOptions(options));
+  const model = await loadModelWithProgress(modelDir, commandLoadOptions(options));
   try {
     return await sweep(model, task, options, generation, loadOptions.seed ?? 42);
   } finally {
@@ -138,22 +145,31 @@ export async function runSweepCommand(argv: string[]): Promise<number> {
   }
 }
 
-async function sweep(model: LayerSkipModel, task: LoadedTask, options: ParsedOptions, generation: GenerationOptions, seed: number): Promise<number> {
-  const numLayers = model.info.numLayers;
-  const axis = (flag: string, fallback: string) => {
-    try {
-      return parseAxis(flag, (options[flag] as string | undefined) ?? fallback, numLayers);
-    } catch (error) {
-      throw new UsageError((error as Error).message);
-    }
-  };
-  const exitLayers = axis('exit-layers', '1:L-1');
-  const ks = axis('num-speculations', '1:6');
+/** num_hidden_layers of the checkpoint's config.json; undefined when it cannot be read (loading will say why). */
+async function layerCount(modelDir: string): Promise<number | undefined> {
   try {
+    const config = await readJsonFile(path.join(resolveModelDir(modelDir), 'config.json'), true, MAX_JSON_FILE_BYTES);
+    const layers = config?.num_hidden_layers;
+    return typeof layers === 'number' && Number.isInteger(layers) && layers > 0 ? layers : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The grid the flags ask for, checked against the model: a usage error naming the flag otherwise. */
+function gridOf(options: ParsedOptions, numLayers: number): { exitLayers: number[]; ks: number[] } {
+  try {
+    const exitLayers = parseAxis('exit-layers', (options['exit-layers'] as string | undefined) ?? '1:L-1', numLayers);
+    const ks = parseAxis('num-speculations', (options['num-speculations'] as string | undefined) ?? '1:6', numLayers);
     checkGrid(exitLayers, ks, numLayers);
+    return { exitLayers, ks };
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
+}
+
+async function sweep(model: LayerSkipModel, task: LoadedTask, options: ParsedOptions, generation: GenerationOptions, seed: number): Promise<number> {
+  const { exitLayers, ks } = gridOf(options, model.info.numLayers);
   const dir = (options.out as string | undefined) ?? path.join('logs', `sweep_${task.dataset}`);
   const settings: SweepSettings = { model: model.info.dir, dataset: task.dataset, files: task.files, examples: task.examples.length, generation, backend: model.info.backend };
   const record: SweepRecord = openSweepFolder(dir, settings) ?? { settings, baseline: { before: NaN } };

@@ -3,7 +3,6 @@
 // BLEU-4, edit distance) and timed (tokens/s, time per token, acceptance); the speedup with its spread; --out
 // writes the arguments, generation config and metrics as JSON. Ctrl-C prints the metrics of the examples done.
 import fs from 'node:fs';
-import path from 'node:path';
 
 import type { GenerationOptions, GenerationStrategy } from '../generation/options.js';
 import type { LayerSkipModel } from '../model.js';
@@ -13,7 +12,7 @@ import { UsageError, type ParsedOptions } from './args.js';
 import { bundledModelDir, commandLoadOptions, defaultModelDir } from './common.js';
 import { checkGenerationOptions } from './generate-command.js';
 import { loadModelWithProgress } from './load-progress.js';
-import { describeGeneration, taskGenerationOptions, taskLoadOptions } from './task-options.js';
+import { describeGeneration, resultFile, taskGenerationOptions, taskLoadOptions } from './task-options.js';
 import { TaskProgressLine } from './task-progress.js';
 import { formatTaskResult } from './task-report.js';
 
@@ -48,14 +47,6 @@ function describeTask(task: LoadedTask, options: ParsedOptions): string {
   const shuffled = options['random-shuffle'] === false ? 'in file order' : `shuffled with seed ${(options.seed as number | undefined) ?? 42}`;
   const shots = task.shotFiles.length > 0 ? `, ${options['n-shot']}-shot` : '';
   return `${task.dataset}: ${task.examples.length} of ${task.splitRows} examples (${shuffled}${shots}) from ${task.files.join(', ')}`;
-}
-
-function writeResultFile(dir: string, record: object): string {
-  fs.mkdirSync(dir, { recursive: true });
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '_').slice(0, 15);
-  const file = path.join(dir, `benchmark_${stamp}.json`);
-  fs.writeFileSync(file, JSON.stringify(record, null, 2) + '\n');
-  return file;
 }
 
 export async function runTaskBenchmarkCommand(options: ParsedOptions): Promise<number> {
@@ -99,13 +90,14 @@ export async function runTaskBenchmarkCommand(options: ParsedOptions): Promise<n
     }
     process.stdout.write(formatTaskResult(result, model.info.numLayers) + '\n');
     if (options.out !== undefined) {
-      const file = writeResultFile(options.out as string, {
+      const file = resultFile(options.out as string, 'benchmark');
+      fs.writeFileSync(file, JSON.stringify({
         arguments: { ...options, model: model.info.dir },
         task: { dataset: task.dataset, files: task.files, shotFiles: task.shotFiles, splitRows: task.splitRows, examples: task.examples.length },
         generationConfig: { ...generation, strategies },
         machine: { backend: model.info.backend, dtype: model.info.dtype },
         metrics: result,
-      });
+      }, null, 2) + '\n');
       process.stdout.write(`wrote ${file}\n`);
     }
     if (result.interrupted) return 130;

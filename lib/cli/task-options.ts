@@ -1,11 +1,12 @@
 // The flags `benchmark --dataset`, `sweep` and `correctness --dataset` share: which task examples (LayerSkip's
 // BenchmarkArguments) and how to generate them (its GenerationConfig, with its defaults: sampling at temperature
 // 0.6, top-p 0.9, at most 512 steps, seed 42), parsed into loadTask() and generate() options.
+import fs from 'node:fs';
 import path from 'node:path';
 
 import { DEFAULT_TEMPERATURE, DEFAULT_TOP_P, type GenerationOptions } from '../generation/options.js';
 import { DEFAULT_TASK_SEED, type TaskLoadOptions } from '../tasks/load-task.js';
-import { TASK_DATASET_NAMES, type TaskDatasetName } from '../tasks/task-datasets.js';
+import { applyTemplate, TASK_DATASET_NAMES, TASK_DATASETS, TemplateError, type TaskDatasetName } from '../tasks/task-datasets.js';
 import { packageRoot } from '../native.js';
 import { UsageError, type OptionSpecs, type ParsedOptions } from './args.js';
 
@@ -61,14 +62,25 @@ export function taskLoadOptions(options: ParsedOptions, modelDir: string | undef
   if (dataset !== 'custom_jsonl' && (options['prompt-field'] !== undefined || options['response-field'] !== undefined)) {
     throw new UsageError('--prompt-field and --response-field apply to --dataset custom_jsonl');
   }
+  const nShot = atLeast('n-shot', 0);
+  if (nShot && !TASK_DATASETS[dataset as TaskDatasetName].nShotColumns) {
+    throw new UsageError(`--n-shot applies to cnn_dm_summarization and xsum_summarization, not ${dataset}`);
+  }
+  const template = options.template as string | undefined;
+  try {
+    applyTemplate('', template);
+  } catch (error) {
+    if (error instanceof TemplateError) throw new UsageError(error.message);
+    throw error;
+  }
   return {
     dataset: dataset as TaskDatasetName,
     data,
     numSamples: atLeast('num-samples', 1),
     randomShuffle: options['random-shuffle'] as boolean | undefined,
     seed: atLeast('seed', 0) ?? DEFAULT_TASK_SEED,
-    nShot: atLeast('n-shot', 0),
-    template: options.template as string | undefined,
+    nShot,
+    template,
     promptField: options['prompt-field'] as string | undefined,
     responseField: options['response-field'] as string | undefined,
   };
@@ -89,6 +101,18 @@ export function taskGenerationOptions(options: ParsedOptions): GenerationOptions
     exitLayer: options['exit-layer'] as number | undefined,
     numSpeculations: options['num-speculations'] as number | undefined,
   };
+}
+
+/**
+ * DIR/PREFIX_YYYYMMDD_HHMMSS.json as LayerSkip names its result files, with _2, _3… when a run in the same second
+ * already wrote that name (never overwritten).
+ */
+export function resultFile(dir: string, prefix: string): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '_').slice(0, 15);
+  let file = path.join(dir, `${prefix}_${stamp}.json`);
+  for (let n = 2; fs.existsSync(file); n++) file = path.join(dir, `${prefix}_${stamp}_${n}.json`);
+  return file;
 }
 
 /** "sampling (T 0.6, top-p 0.9)" or "greedy", and the step limit, for a run's header line. */

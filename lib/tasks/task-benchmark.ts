@@ -5,7 +5,7 @@
 // Empty generations are left out of the metrics, as there. Both modes pay their whole prefill (no cache reuse).
 import { ratioSpread, type RatioSpread } from '../benchmark.js';
 import type { GenerationResult } from '../generation/generate.js';
-import type { GenerationOptions, GenerationStrategy } from '../generation/options.js';
+import { DEFAULT_NUM_SPECULATIONS, type GenerationOptions, type GenerationStrategy } from '../generation/options.js';
 import type { LayerSkipModel } from '../model.js';
 import { TextMetrics, type ExampleScores, type TextMetricsSummary } from './text-metrics.js';
 import type { TaskExample } from './task-datasets.js';
@@ -140,7 +140,7 @@ export async function runTaskBenchmark(model: LayerSkipModel, examples: TaskExam
     const speculative = strategy === 'self_speculative';
     const earlyExit = options.strategies.length === 1 ? options.generation.exitLayer : undefined;
     const exitLayer = (speculative ? (options.generation.exitLayer ?? checkpoint.exitLayer) : earlyExit) ?? numLayers;
-    const numSpeculations = speculative ? (options.generation.numSpeculations ?? checkpoint.numSpeculations ?? 0) : 0;
+    const numSpeculations = speculative ? (options.generation.numSpeculations ?? checkpoint.numSpeculations ?? DEFAULT_NUM_SPECULATIONS) : 0;
     return new StrategyTotals(strategy, exitLayer, numSpeculations);
   });
   const ratios: number[] = [];
