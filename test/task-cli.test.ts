@@ -70,6 +70,10 @@ function plainGenerationConfig(): Record<string, unknown> {
 }
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
+// k when none is given: the bundled model's own num_assistant_tokens (its generation_config.json), else 6.
+const bundledK: number =
+  (JSON.parse(fs.readFileSync(path.join('models', 'default', 'generation_config.json'), 'utf8')) as { num_assistant_tokens?: number }).num_assistant_tokens ?? 6;
+
 describe('task benchmarks through the CLI', function () {
   let scratch: string;
   let hub: HubCache;
@@ -143,7 +147,7 @@ describe('task benchmarks through the CLI', function () {
       const taskPrompts = new Set(fs.readFileSync(DEFAULT_TASK, 'utf8').trim().split('\n').map((line) => JSON.parse(line).prompt));
       for (const prompt of verbosePrompts(verbose.stdout)) assert.ok(taskPrompts.has(prompt), `a prompt of the task file: ${JSON.stringify(prompt)}`);
       // No --num-speculations: the column names the k the runs used (the default 6).
-      assert.deepEqual(metricsTable(verbose.stdout).get('metric'), ['autoregressive', 'self-speculative (E 4, k 6)']);
+      assert.deepEqual(metricsTable(verbose.stdout).get('metric'), ['autoregressive', `self-speculative (E 4, k ${bundledK})`]);
 
       const single = layerskip([...GREEDY_3, '--generation-strategy', 'autoregressive']);
       assert.equal(single.code, 0, single.stderr);
@@ -286,7 +290,7 @@ describe('task benchmarks through the CLI', function () {
     assert.ok(completed >= 2 && completed < 60, `${completed} examples completed`);
     assert.equal(count(stdout, /^\[Example \d+\]$/), completed, 'the example in progress is dropped whole');
     const table = metricsTable(stdout);
-    assert.deepEqual(table.get('metric'), ['autoregressive', 'self-speculative (E 4, k 6)']);
+    assert.deepEqual(table.get('metric'), ['autoregressive', `self-speculative (E 4, k ${bundledK})`]);
     assert.deepEqual(table.get('examples scored'), [String(completed), String(completed)]);
   });
 
@@ -317,7 +321,7 @@ describe('task benchmarks through the CLI', function () {
       for (const picture of ['sweep_tokens_per_second.svg', 'sweep_acceptance_rate.svg']) {
         assert.ok(fs.readFileSync(path.join(out, picture), 'utf8').startsWith('<?xml'), picture);
       }
-      assert.match(first.stdout, /^best: --exit-layer [23] --num-speculations [12]: /m);
+      assert.match(first.stdout, /^best: --exit-layer [23] --num-speculations [12] \(/m);
       assert.doesNotMatch(first.stdout, /continuing/);
 
       const more = layerskip(sweepArgs(out, '--num-samples', '3', '--exit-layers', '2:3', '--num-speculations', '1:3'));
@@ -341,12 +345,13 @@ describe('task benchmarks through the CLI', function () {
       const configFile = path.join(model, 'generation_config.json');
       const original = plainGenerationConfig();
       fs.writeFileSync(configFile, JSON.stringify(original, null, 2) + '\n');
-      const args = sweepArgs(out, '--num-samples', '2', '--exit-layers', '2:3', '--num-speculations', '2', '--write-defaults');
+      // --confirm 0: the best cell is chosen against the recorded baseline, which the second half moves.
+      const args = sweepArgs(out, '--num-samples', '2', '--exit-layers', '2:3', '--num-speculations', '2', '--confirm', '0', '--write-defaults');
 
       // The outcome of a real sweep depends on timing: check the file agrees with what was printed.
       const checkOutcome = (run: CliRun, previous: object): 'written' | 'unchanged' => {
         assert.equal(run.code, 0, run.stderr);
-        const best = /^best: --exit-layer (\d) --num-speculations (\d): [\d.]+ tok\/s \(([\d.]+)× autoregressive\)/m.exec(run.stdout);
+        const best = /^best: --exit-layer (\d) --num-speculations (\d) \([\d.]+ tok\/s in the grid, acceptance [\d.]+%; ([\d.e+-]+)× the autoregressive baseline\)/m.exec(run.stdout);
         assert.ok(best, run.stdout);
         if (/^no cell beat autoregressive decoding: generation_config.json left unchanged$/m.test(run.stdout)) {
           assert.ok(Number(best[3]) <= 1, best[0]);
@@ -368,6 +373,19 @@ describe('task benchmarks through the CLI', function () {
       const forced = layerskip(args);
       assert.match(forced.stdout, /^continuing .*: 2 of 2 cells done$/m);
       assert.notEqual(checkOutcome(forced, afterMeasured), measured);
+    });
+
+    it('re-measures the fastest cells against autoregressive decoding, example by example, and picks from those', function () {
+      const out = path.join(scratch, 'sweep-confirm');
+      const run = layerskip(sweepArgs(out, '--num-samples', '2', '--exit-layers', '2:3', '--num-speculations', '1', '--confirm', '1'));
+      assert.equal(run.code, 0, run.stderr);
+      const confirmed = /^confirmed E (\d) k (\d): speedup [\d.]+× per example/m.exec(run.stdout);
+      assert.ok(confirmed, run.stdout);
+      assert.match(run.stdout, new RegExp(`^best: --exit-layer ${confirmed[1]} --num-speculations ${confirmed[2]} \\(.*against autoregressive on every example: speedup`, 'm'));
+      const record = readJson(path.join(out, 'sweep.json')) as { confirmed: { speedup: { median: number; verdict: string } }[] };
+      assert.equal(record.confirmed.length, 1);
+      assert.ok(record.confirmed[0].speedup.median > 0 && typeof record.confirmed[0].speedup.verdict === 'string');
+      assert.match(fs.readFileSync(path.join(out, 'sweep_tokens_per_second.svg'), 'utf8'), /best confirmed: E \d, k \d/);
     });
 
     it('generate takes the draft depth from generation_config.json, and names the file when it is missing or wrong', function () {
@@ -397,12 +415,12 @@ describe('task benchmarks through the CLI', function () {
     const out = path.join(scratch, 'correctness');
     const run = layerskip(['correctness', '--dataset', 'custom_jsonl', '--num-samples', '3', '--exit-layer', '3', '--out', out]);
     assert.equal(run.code, 0, run.stderr);
-    assert.match(run.stdout, /^correctness: E = 3 of 8 layers, k = 6, 64 tokens per prompt$/m);
+    assert.match(run.stdout, new RegExp(`^correctness: E = 3 of 8 layers, k = ${bundledK}, 64 tokens per prompt$`, 'm'));
     assert.equal(count(run.stdout, /^prompt [123]: ok \(\d+ tokens, [\d.]+% accepted\)$/), 3, run.stdout);
     assert.match(run.stdout, /^errors: 0 of 3 prompts, 0\.0% \(acceptance [\d.]+%\)$/m);
     const files = fs.readdirSync(out);
     assert.equal(files.length, 1);
     assert.match(files[0], /^correctness_\d{8}_\d{6}\.json$/);
-    assert.deepEqual(readJson(path.join(out, files[0])), { errors: 0, error_pct: 0, exit_layer: 3, num_speculations: 6 });
+    assert.deepEqual(readJson(path.join(out, files[0])), { errors: 0, error_pct: 0, exit_layer: 3, num_speculations: bundledK });
   });
 });

@@ -14,6 +14,7 @@ import { MAX_JSON_FILE_BYTES } from '../limits.js';
 import { resolveModelDir } from '../model-path.js';
 import { bestCell, checkGrid, gridCells, parseAxis, readSweepCsv, writeSweepCsv, type SweepCell } from '../tasks/sweep.js';
 import { readJsonFile } from '../tokenizer.js';
+import type { RatioSpread } from '../benchmark.js';
 import { runTaskBenchmark, type StrategyMetrics } from '../tasks/task-benchmark.js';
 import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs, type ParsedOptions } from './args.js';
 import { bundledModelDir, commandLoadOptions, defaultModelDir, ENGINE_OPTION_SPECS } from './common.js';
@@ -22,12 +23,20 @@ import { interruptOnSigint } from './task-benchmark-command.js';
 import { describeGeneration, TASK_OPTION_SPECS, taskGenerationOptions, taskLoadOptions } from './task-options.js';
 import { TaskProgressLine } from './task-progress.js';
 
+/** Cells re-measured after the grid, when --confirm is not given. */
+const DEFAULT_CONFIRM = 3;
+
 export const sweepSpecs: OptionSpecs = {
   model: { kind: 'string', placeholder: 'DIR', description: 'HuggingFace Llama checkpoint folder (default: the bundled demo model)' },
   ...TASK_OPTION_SPECS,
   'exit-layers': { kind: 'string', placeholder: 'A:B[:S]', description: 'exit layers to try: A:B, A:B:STEP or a list; L = the layer count (default 1:L-1)' },
   'num-speculations': { kind: 'string', placeholder: 'A:B[:S]', description: 'draft lengths k to try (default 1:6)' },
   out: { kind: 'string', placeholder: 'DIR', description: 'where sweep.csv, sweep.json and the pictures go; an unfinished sweep there continues (default logs/sweep_<dataset>)' },
+  confirm: {
+    kind: 'integer',
+    placeholder: 'N',
+    description: `re-measure the N fastest cells against autoregressive decoding, example by example, and pick the best from those (default ${DEFAULT_CONFIRM}; 0: pick from the grid)`,
+  },
   'write-defaults': { kind: 'boolean', description: "store the best E and k in the checkpoint's generation_config.json (assistant_early_exit, num_assistant_tokens)" },
   device: { kind: 'string', placeholder: 'NAME', description: 'cpu (default), cuda or auto' },
   threads: { kind: 'integer', placeholder: 'N', description: 'CPU threads (default: one per core)' },
@@ -57,7 +66,17 @@ interface SweepRecord {
   settings: SweepSettings;
   /** Autoregressive tokens/s (mean over examples) measured before the grid, and after it once finished. */
   baseline: { before: number; after?: number };
+  /** The fastest cells re-measured against autoregressive decoding, example by example (see confirmFastest). */
+  confirmed?: ConfirmedCell[];
 }
+
+interface ConfirmedCell {
+  exitLayer: number;
+  numSpeculations: number;
+  speedup: RatioSpread;
+  acceptanceRate: number;
+}
+
 
 const sameSettings = (a: SweepSettings, b: SweepSettings) => JSON.stringify(a) === JSON.stringify(b);
 
@@ -89,9 +108,15 @@ function cellFrom(metrics: StrategyMetrics): SweepCell {
 }
 
 /** The two pictures: tokens/s (autoregressive marked on the colour bar) and acceptance. */
-function writePictures(dir: string, exitLayers: number[], ks: number[], cells: SweepCell[], baseline: number, subtitle: string): string[] {
-  const best = bestCell(cells);
-  const highlight = best && { x: best.exitLayer, y: best.numSpeculations };
+function writePictures(
+  dir: string,
+  exitLayers: number[],
+  ks: number[],
+  cells: SweepCell[],
+  baseline: number,
+  subtitle: string,
+  highlight: { x: number; y: number; caption: string } | undefined,
+): string[] {
   const pictures = [
     { file: 'sweep_tokens_per_second.svg', title: 'Self-speculative decoding: tokens/s', valueLabel: 'tokens/s', value: (c: SweepCell) => c.tokensPerSecond, reference: { value: baseline, caption: 'autoregressive' } },
     { file: 'sweep_acceptance_rate.svg', title: 'Self-speculative decoding: acceptance rate', valueLabel: 'acceptance', value: (c: SweepCell) => c.acceptanceRate, reference: undefined },
@@ -114,6 +139,26 @@ function writePictures(dir: string, exitLayers: number[], ks: number[], cells: S
     fs.writeFileSync(file, svg);
     return file;
   });
+}
+
+/** The cell and autoregressive decoding on every example back to back: the per-example speedup and its spread. */
+async function confirmCell(model: LayerSkipModel, task: LoadedTask, generation: GenerationOptions, seed: number, cell: SweepCell, signal: AbortSignal): Promise<ConfirmedCell | undefined> {
+  const result = await runTaskBenchmark(model, task.examples, {
+    strategies: ['autoregressive', 'self_speculative'],
+    generation: { ...generation, exitLayer: cell.exitLayer, numSpeculations: cell.numSpeculations },
+    seed,
+    signal,
+  });
+  if (result.interrupted || !result.comparison) return undefined;
+  return { exitLayer: cell.exitLayer, numSpeculations: cell.numSpeculations, speedup: result.comparison.speedup, acceptanceRate: result.strategies[1].acceptanceRate };
+}
+
+/** "1.08× per example (middle half 1.02–1.13×)", or "too noisy to conclude (…)". */
+function describeSpeedup(spread: RatioSpread): string {
+  const range = `middle half ${spread.low.toFixed(2)}–${spread.high.toFixed(2)}×`;
+  return spread.verdict === 'too noisy to conclude'
+    ? `speedup ${spread.median.toFixed(2)}× per example, too noisy to conclude (${range})`
+    : `speedup ${spread.median.toFixed(2)}× per example (${range}, ${spread.verdict})`;
 }
 
 async function measureBaseline(model: LayerSkipModel, task: LoadedTask, generation: GenerationOptions, seed: number, signal: AbortSignal): Promise<number | undefined> {
@@ -170,6 +215,8 @@ function gridOf(options: ParsedOptions, numLayers: number): { exitLayers: number
 
 async function sweep(model: LayerSkipModel, task: LoadedTask, options: ParsedOptions, generation: GenerationOptions, seed: number): Promise<number> {
   const { exitLayers, ks } = gridOf(options, model.info.numLayers);
+  const confirmCount = (options.confirm as number | undefined) ?? DEFAULT_CONFIRM;
+  if (confirmCount < 0) throw new UsageError(`--confirm must be ≥ 0, got ${confirmCount}`);
   const dir = (options.out as string | undefined) ?? path.join('logs', `sweep_${task.dataset}`);
   const settings: SweepSettings = { model: model.info.dir, dataset: task.dataset, files: task.files, examples: task.examples.length, generation, backend: model.info.backend };
   const record: SweepRecord = openSweepFolder(dir, settings) ?? { settings, baseline: { before: NaN } };
@@ -227,6 +274,17 @@ async function sweep(model: LayerSkipModel, task: LoadedTask, options: ParsedOpt
         saveRecord();
       }
     }
+    const fastest = [...cells].sort((a, b) => b.tokensPerSecond - a.tokensPerSecond).slice(0, confirmCount);
+    for (const cell of fastest) {
+      if (interrupted || record.confirmed?.some((c) => c.exitLayer === cell.exitLayer && c.numSpeculations === cell.numSpeculations)) continue;
+      progress.update(grid.length, grid.length, [`confirming E ${cell.exitLayer} k ${cell.numSpeculations} against autoregressive`]);
+      const confirmed = await confirmCell(model, task, generation, seed, cell, interrupt.signal);
+      if (!confirmed) interrupted = true;
+      else {
+        (record.confirmed ??= []).push(confirmed);
+        saveRecord();
+      }
+    }
   } finally {
     progress.finish();
     interrupt.release();
@@ -236,7 +294,16 @@ async function sweep(model: LayerSkipModel, task: LoadedTask, options: ParsedOpt
   const baselines = [record.baseline.before, record.baseline.after].filter((v): v is number => v !== undefined && Number.isFinite(v));
   const baseline = baselines.length > 0 ? baselines.reduce((a, b) => a + b) / baselines.length : NaN;
   const subtitle = `${path.basename(model.info.dir)} · ${task.dataset}, ${task.examples.length} examples · ${describeGeneration(generation)} · ${model.info.backend}`;
-  const pictures = measured.length > 0 ? writePictures(dir, exitLayers, ks, measured, baseline, subtitle) : [];
+  const fastestInGrid = bestCell(measured);
+  // With confirmations, the best is the confirmed cell with the highest per-example speedup; else the grid's fastest.
+  const confirmed = interrupted ? [] : (record.confirmed ?? []).filter((c) => measured.some((m) => m.exitLayer === c.exitLayer && m.numSpeculations === c.numSpeculations));
+  const bestConfirmed = confirmed.reduce<ConfirmedCell | undefined>((best, c) => (!best || c.speedup.median > best.speedup.median ? c : best), undefined);
+  const best = bestConfirmed ? measured.find((m) => m.exitLayer === bestConfirmed.exitLayer && m.numSpeculations === bestConfirmed.numSpeculations) : fastestInGrid;
+  const speedup = bestConfirmed ? bestConfirmed.speedup.median : (best?.tokensPerSecond ?? NaN) / baseline;
+  const caption = best && `${bestConfirmed ? 'best confirmed' : 'fastest'}: E ${best.exitLayer}, k ${best.numSpeculations}` +
+    (bestConfirmed ? ` (${speedup.toFixed(2)}× autoregressive per example)` : '');
+  const highlight = best && caption ? { x: best.exitLayer, y: best.numSpeculations, caption } : undefined;
+  const pictures = measured.length > 0 ? writePictures(dir, exitLayers, ks, measured, baseline, subtitle, highlight) : [];
   process.stdout.write(`\n${csv}${pictures.length ? `, ${pictures.join(', ')}` : ''}\n`);
   if (baselines.length > 0) {
     process.stdout.write(`autoregressive: ${baselines.map((v) => v.toFixed(1)).join(' tok/s before, ')} tok/s${baselines.length > 1 ? ' after the grid' : ' (before the grid)'}\n`);
@@ -245,12 +312,13 @@ async function sweep(model: LayerSkipModel, task: LoadedTask, options: ParsedOpt
     process.stdout.write(`interrupted with ${measured.length} of ${grid.length} cells measured; the same command continues the sweep\n`);
     return 130;
   }
-  const best = bestCell(measured);
   if (!best) return 1;
-  const speedup = best.tokensPerSecond / baseline;
+  for (const c of confirmed) process.stdout.write(`confirmed E ${c.exitLayer} k ${c.numSpeculations}: ${describeSpeedup(c.speedup)}, acceptance ${(c.acceptanceRate * 100).toFixed(1)}%\n`);
   process.stdout.write(
-    `best: --exit-layer ${best.exitLayer} --num-speculations ${best.numSpeculations}: ${best.tokensPerSecond.toFixed(1)} tok/s ` +
-      `(${speedup.toFixed(2)}× autoregressive), acceptance ${(best.acceptanceRate * 100).toFixed(1)}%\n`,
+    `best: --exit-layer ${best.exitLayer} --num-speculations ${best.numSpeculations} (${best.tokensPerSecond.toFixed(1)} tok/s in the grid, ` +
+      `acceptance ${(best.acceptanceRate * 100).toFixed(1)}%; ` +
+      (bestConfirmed ? `against autoregressive on every example: ${describeSpeedup(bestConfirmed.speedup)})` : `${speedup.toFixed(2)}× the autoregressive baseline)`) +
+      '\n',
   );
   if (options['write-defaults']) {
     if (!(speedup > 1)) {
