@@ -22,9 +22,18 @@ size_t nucleus_length(const std::vector<double>& weights, double total, float to
 
 }  // namespace
 
-void sort_best_head(std::vector<int32_t>* candidates, int head, const BetterToken& better) {
-  std::nth_element(candidates->begin(), candidates->begin() + (head - 1), candidates->end(), better);
-  std::sort(candidates->begin(), candidates->begin() + head, better);
+size_t DrawOrder::sorted_prefix(size_t head) {
+  head = std::min(head, tokens_.size());
+  if (head <= sorted_) return head;
+  if (head > partitioned_) {
+    const size_t block = std::min(tokens_.size(), std::max({head, kPartitionBlock, partitioned_ * 4}));
+    std::nth_element(tokens_.begin() + partitioned_, tokens_.begin() + (block - 1), tokens_.end(), better_);
+    partitioned_ = block;
+  }
+  std::nth_element(tokens_.begin() + sorted_, tokens_.begin() + (head - 1), tokens_.begin() + partitioned_, better_);
+  std::sort(tokens_.begin() + sorted_, tokens_.begin() + head, better_);
+  sorted_ = head;
+  return head;
 }
 
 double tempered_total(const float* logits, int vocab, double inverse_temperature, double top) {
@@ -54,12 +63,13 @@ void build_token_distribution(const float* logits, int vocab, const SamplingPara
     const double top = double(logits[best]) * inverse_temperature;
     const double total = tempered_total(logits, vocab, inverse_temperature, top);
     std::vector<int32_t> candidates(order);
-    for (int head = std::min(vocab, kFirstHead);; head = std::min(vocab, head * 4)) {
-      sort_best_head(&candidates, head, better);
+    DrawOrder draw_order(&candidates, better);
+    for (size_t head = kFirstHead;; head *= 4) {
+      head = draw_order.sorted_prefix(head);
       order.assign(candidates.begin(), candidates.begin() + head);
       weigh(top);
       kept = nucleus_length(weights, total, params.top_p);
-      if (kept > 0 || head == vocab) break;
+      if (kept > 0 || head == size_t(vocab)) break;
     }
     if (kept == 0) kept = order.size();
     double nucleus_total = 0;

@@ -25,7 +25,7 @@ int argmax(const float* logits, int vocab) {
 }
 
 // Temperature alone: the same draw as TokenDistribution::sample (the first token, best first, whose cumulative
-// probability exceeds `uniform`), sorting only as much of the vocabulary as the draw walks (sort_best_head).
+// probability exceeds `uniform`), sorting only as much of the vocabulary as the draw walks (DrawOrder).
 SampledToken sample_untruncated(const float* logits, int vocab, float temperature, double uniform) {
   const BetterToken better{logits};
   const double inverse_temperature = 1.0 / temperature;
@@ -33,14 +33,16 @@ SampledToken sample_untruncated(const float* logits, int vocab, float temperatur
   const double total = tempered_total(logits, vocab, inverse_temperature, top);
   std::vector<int32_t> candidates(vocab);
   std::iota(candidates.begin(), candidates.end(), 0);
-  for (int head = std::min(vocab, kFirstHead);; head = std::min(vocab, head * 4)) {
-    sort_best_head(&candidates, head, better);
-    double cumulative = 0;
-    for (int i = 0; i < head; i++) {
-      const double probability = std::exp(double(logits[candidates[i]]) * inverse_temperature - top) / total;
+  DrawOrder draw_order(&candidates, better);
+  double cumulative = 0;
+  size_t walked = 0;
+  for (size_t head = kFirstHead;; head *= 4) {
+    head = draw_order.sorted_prefix(head);
+    for (; walked < head; walked++) {
+      const double probability = std::exp(double(logits[candidates[walked]]) * inverse_temperature - top) / total;
       cumulative += probability;
-      if (uniform < cumulative || (head == vocab && i == head - 1)) {
-        return SampledToken{candidates[i], float(probability), float(1.0 / total)};
+      if (uniform < cumulative || walked + 1 == size_t(vocab)) {
+        return SampledToken{candidates[walked], float(probability), float(1.0 / total)};
       }
     }
   }

@@ -87,7 +87,7 @@ TEST(sampling_shortcuts_match_a_full_sort) {
 // uniforms spread over [0, 1), for flat (σ 3) and peaked (σ 8) random logits.
 BENCH(sampling_row_cost) {
   std::printf("    %-7s %-6s %-22s %9s\n", "vocab", "logits", "settings", "ms/row");
-  for (int vocab : {32000, 128256}) {
+  for (int vocab : {2048, 32000, 128256}) {
     for (float spread : {3.0f, 8.0f}) {
       std::mt19937 rng(5);
       std::normal_distribution<float> dist(0.0f, spread);
