@@ -20,8 +20,9 @@ namespace layerskip::avx512 {
 namespace {
 
 // Distance of the software prefetch along each weight row: keeps more lines in flight than the hardware
-// streamers alone while several rows stream side by side.
-constexpr int kPrefetchBytes = 512;
+// streamers alone while several rows stream side by side. 1024 over 512: bf16 n = 1 matvecs interleaved 8 rounds
+// on the Zen 5 VM read 2048×8192 (long rows) 3% and 8192×2048 1% faster; with no software prefetch, 10% slower.
+constexpr int kPrefetchBytes = 1024;
 
 // ---- streaming kernel ---------------------------------------------------------------------------------------------
 
