@@ -255,6 +255,14 @@ describe('task benchmarks through the CLI', function () {
       refused(layerskip(['benchmark', '--dataset', 'custom_jsonl', '--data', path.join(scratch, 'absent.jsonl')]), 1, /--data .*absent\.jsonl: no such file or folder/);
     });
 
+    it('says so when no prompt fits the context, in benchmark and sweep', function () {
+      const long = path.join(scratch, 'long.jsonl');
+      fs.writeFileSync(long, JSON.stringify({ prompt: 'x '.repeat(400), response: 'y' }) + '\n');
+      const fitsNothing = /none of the 1 prompts fits the model's context of 256 positions/;
+      refused(layerskip(['benchmark', '--dataset', 'custom_jsonl', '--data', long]), 1, fitsNothing);
+      refused(layerskip(['sweep', '--dataset', 'custom_jsonl', '--data', long, '--out', path.join(scratch, 'sweep-long'), '--exit-layers', '1']), 1, fitsNothing);
+    });
+
     it('refuses (usage, exit 2) a template with another field and --n-shot on a dataset without shots', function () {
       refused(layerskip(['benchmark', '--dataset', 'custom_jsonl', '--template', '{other}']), 2, /--template has the field \{other\}; the only field is \{message\}/);
       refused(

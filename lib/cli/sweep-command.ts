@@ -19,7 +19,7 @@ import { runTaskBenchmark, type StrategyMetrics } from '../tasks/task-benchmark.
 import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs, type ParsedOptions } from './args.js';
 import { bundledModelDir, commandLoadOptions, defaultModelDir, ENGINE_OPTION_SPECS } from './common.js';
 import { loadModelWithProgress } from './load-progress.js';
-import { interruptOnSigint } from './task-benchmark-command.js';
+import { interruptOnSigint, noExampleFits } from './task-benchmark-command.js';
 import { describeGeneration, TASK_OPTION_SPECS, taskGenerationOptions, taskLoadOptions } from './task-options.js';
 import { TaskProgressLine } from './task-progress.js';
 
@@ -163,7 +163,9 @@ function describeSpeedup(spread: RatioSpread): string {
 
 async function measureBaseline(model: LayerSkipModel, task: LoadedTask, generation: GenerationOptions, seed: number, signal: AbortSignal): Promise<number | undefined> {
   const result = await runTaskBenchmark(model, task.examples, { strategies: ['autoregressive'], generation: { ...generation, exitLayer: undefined }, seed, signal });
-  return result.interrupted ? undefined : result.strategies[0].tokensPerSecond;
+  if (result.interrupted) return undefined;
+  if (result.completed === 0) throw new Error(noExampleFits(task.examples.length, model.info.contextLength));
+  return result.strategies[0].tokensPerSecond;
 }
 
 export async function runSweepCommand(argv: string[]): Promise<number> {
@@ -237,7 +239,9 @@ async function sweep(model: LayerSkipModel, task: LoadedTask, options: ParsedOpt
   let interrupted = false;
   try {
     // One untimed generation first: the first pass pays for page faults and waking threads.
-    await model.generate(task.examples[0].prompt, { ...generation, maxSteps: Math.min(16, generation.maxSteps ?? 16), signal: interrupt.signal });
+    const fits = task.examples.find((example) => model.encode(example.prompt).length + 1 < model.info.contextLength);
+    if (!fits) throw new Error(noExampleFits(task.examples.length, model.info.contextLength));
+    await model.generate(fits.prompt, { ...generation, maxSteps: Math.min(16, generation.maxSteps ?? 16), signal: interrupt.signal });
     if (!Number.isFinite(record.baseline.before)) {
       progress.update(0, todo.length, ['measuring the autoregressive baseline']);
       const before = await measureBaseline(model, task, generation, seed, interrupt.signal);

@@ -32,6 +32,11 @@ export function checkTaskGeneration(generation: GenerationOptions, strategies: G
   for (const strategy of strategies) checkGenerationOptions({ ...generation, generationStrategy: strategy }, model);
 }
 
+/** The error when every prompt is longer than the context (e.g. CNN articles for a 256-position model). */
+export function noExampleFits(examples: number, contextLength: number): string {
+  return `none of the ${examples} prompts fits the model's context of ${contextLength} positions: nothing to measure`;
+}
+
 /** Ctrl-C aborts the generation in progress (results so far are kept); a second Ctrl-C exits at once. */
 export function interruptOnSigint(): { signal: AbortSignal; release: () => void } {
   const controller = new AbortController();
@@ -88,6 +93,7 @@ export async function runTaskBenchmarkCommand(options: ParsedOptions): Promise<n
       progress.finish();
       interrupt.release();
     }
+    if (result.completed === 0 && !result.interrupted) throw new Error(noExampleFits(result.examples, model.info.contextLength));
     process.stdout.write(formatTaskResult(result, model.info.numLayers) + '\n');
     if (options.out !== undefined) {
       const file = resultFile(options.out as string, 'benchmark');
