@@ -1,5 +1,6 @@
 #include "batch_wrap.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,7 @@ struct ItemData {
   SampledToken picked;
   DraftProposal proposal;
   std::vector<VerifyRow> verified;
+  std::vector<float> logits;  // with `logits: true`: (rows, vocab) the pick was made from
 };
 
 class StepWorker : public Napi::AsyncWorker {
@@ -88,6 +90,7 @@ class StepWorker : public Napi::AsyncWorker {
       item.picked = &data.picked;
       item.proposal = &data.proposal;
       item.verified = data.verified.empty() ? nullptr : data.verified.data();
+      item.logits_out = data.logits.empty() ? nullptr : data.logits.data();
       items.push_back(item);
     }
     Status status = guarded("batch step", [&] { return runner_->run(items); });
@@ -129,6 +132,11 @@ class StepWorker : public Napi::AsyncWorker {
           break;
         }
       }
+      if (!data.logits.empty()) {
+        Napi::Float32Array logits = Napi::Float32Array::New(env, data.logits.size());
+        std::copy(data.logits.begin(), data.logits.end(), logits.Data());
+        result.Set("logits", logits);
+      }
       results[i] = result;
     }
     deferred_.Resolve(results);
@@ -165,10 +173,11 @@ BatchItem::Kind kind_field(const Napi::Object& options) {
 }  // namespace
 
 // step(items: Array<{ context: NativeContext, kind: 'forward' | 'draft' | 'verify', temperature, topK, topP,
-//   uniforms?: Float64Array,
+//   uniforms?: Float64Array, logits?: boolean,
 //   forward: tokens: Int32Array, layerEnd, pick: boolean;  draft: token, exitLayer;  verify: draftCount }>)
 //   → Promise<Array<forward: { token?, probability? } | draft: { token, probability, confidence }
 //                   | verify: { tokens: Int32Array, verifyProbabilities, draftProbabilities: Float32Array }>>
+//   With logits: true, a picking forward or a verify also returns logits: Float32Array (rows × vocab).
 Napi::Value BatchWrap::Step(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!runner_) throw Napi::Error::New(env, "step: batch has been disposed");
@@ -218,6 +227,11 @@ Napi::Value BatchWrap::Step(const Napi::CallbackInfo& info) {
         data.verified.resize(item.draft_count + 1);
         data.uniforms = uniforms_field(options, item.params, item.draft_count + 1, "draftCount + 1 values");
         break;
+    }
+    // Logits rows back (forward with pick: 1, verify: draftCount + 1), for log-probabilities.
+    if (options.Get("logits").ToBoolean() && item.kind != BatchItem::Kind::kDraft && (item.pick || item.kind == BatchItem::Kind::kVerify)) {
+      const int rows = item.kind == BatchItem::Kind::kVerify ? item.draft_count + 1 : 1;
+      data.logits.resize(size_t(rows) * size_t(config.vocab_size));
     }
     contexts.push_back(context_wrap);
     owners.push_back(context_value.As<Napi::Object>());

@@ -307,6 +307,9 @@ Status BatchRunner::pick(const std::vector<BatchItem>& items, const std::vector<
     if (s.logit_count == 0) continue;
     const BatchItem& item = items[s.item];
     const float* logits = logits_ + size_t(s.logit_row) * vocab;
+    if (item.logits_out != nullptr && item.kind != BatchItem::Kind::kDraft) {
+      LS_RETURN_IF_ERROR(backend_.copy_to_host(item.logits_out, logits, size_t(s.logit_count) * vocab));
+    }
     switch (item.kind) {
       case BatchItem::Kind::kForward:
         LS_RETURN_IF_ERROR(backend_.sample(item.picked, logits, 1, vocab, item.params, item.uniforms));

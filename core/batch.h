@@ -38,6 +38,9 @@ struct BatchItem {
   int draft_count = 0;
   VerifyRow* verified = nullptr;
   const double* uniforms = nullptr;  // sampling only
+  // forward with pick (1 row) or verify (draft_count + 1 rows): when set, the head's logits rows the pick is made
+  // from are copied here (host memory, rows × vocab), e.g. for per-token log-probabilities.
+  float* logits_out = nullptr;
 };
 
 class BatchRunner {

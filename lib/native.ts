@@ -204,14 +204,19 @@ export interface NativeContextOptions {
 }
 
 /** One sequence's work in a batched step (core/batch.h): its context and what it runs. */
-export type NativeBatchItem = NativeSamplingOptions & { context: NativeContext; uniforms?: Float64Array } & (
+export type NativeBatchItem = NativeSamplingOptions & {
+  context: NativeContext;
+  uniforms?: Float64Array;
+  /** A picking forward or a verify also returns the logits rows its picks were made from. */
+  logits?: boolean;
+} & (
     | { kind: 'forward'; tokens: Int32Array; layerEnd: number; pick: boolean }
     | { kind: 'draft'; token: number; exitLayer: number }
     | { kind: 'verify'; draftCount: number }
   );
 
 /** Per item, in order: forward { token, probability } when it picks; draft a proposal; verify its rows. */
-export type NativeBatchResult = Partial<NativeDraftProposal> & Partial<NativeVerifyResult>;
+export type NativeBatchResult = Partial<NativeDraftProposal> & Partial<NativeVerifyResult> & { logits?: Float32Array };
 
 /**
  * Steps several contexts of one model in one forward pass: every layer's weights are read once for all rows, each

@@ -1,7 +1,7 @@
 // `layerskip serve` end to end with the real batching engine, through the official `openai` client: the demo
 // model for completions (8 concurrent streams, each equal to its single-request greedy text; streaming equal to
-// non-streaming; stop strings; seeds; self-speculative requests; cancellation mid-stream freeing the slot) and
-// tok-llama3 for chat (its chat template); 503 while loading. The CLI process: serves on a free port, exits 0 on
+// non-streaming; stop strings; seeds; self-speculative requests; logprobs; cancellation mid-stream freeing the
+// slot) and tok-llama3 for chat (its chat template, logprobs); 503 while loading. The CLI process: serves on a free port, exits 0 on
 // SIGTERM.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -56,6 +56,31 @@ describe('layerskip serve (real engine, openai client)', function () {
   });
   after(async function () {
     await stop(demo);
+  });
+
+  it('logprobs: each token and its alternatives, equal to the API\'s, autoregressive or self-speculative, streamed or not', async function () {
+    const prompt = PROMPTS[0];
+    const api = await demo.model.generate(prompt, { maxSteps: 12, logprobs: 3 });
+    const expected = api.logprobs!;
+    const tokenText = (id: number) => demo.model.decode([id]);
+    for (const layerskip of [undefined, { generation_strategy: 'self_speculative' as const, exit_layer: 2, num_speculations: 3 }]) {
+      const body = { model: 'demo', prompt, max_tokens: 12, temperature: 0, logprobs: 3, ...(layerskip ? { layerskip } : {}) };
+      const completion = await demo.client.completions.create(body as OpenAI.CompletionCreateParamsNonStreaming);
+      const logprobs = completion.choices[0].logprobs!;
+      assert.equal(completion.choices[0].text, api.text);
+      if (layerskip) assert.ok((completion as unknown as { timings: { draft_n: number } }).timings.draft_n > 0, 'verify rows were read');
+      assert.deepEqual(logprobs.tokens, expected.map((e) => tokenText(e.token)));
+      assert.deepEqual(logprobs.token_logprobs, expected.map((e) => e.logprob), 'the verifier\'s rows give the same numbers as plain decoding');
+      assert.deepEqual(logprobs.top_logprobs, expected.map((e) => Object.fromEntries(e.top.map((t) => [tokenText(t.token), t.logprob]))));
+      assert.equal(logprobs.text_offset![1], tokenText(expected[0].token).length);
+      // Greedy: every chosen token is its row's most likely one.
+      expected.forEach((e) => assert.equal(e.logprob, e.top[0].logprob));
+
+      const stream = await demo.client.completions.create({ ...body, stream: true } as OpenAI.CompletionCreateParamsStreaming);
+      const streamed: number[] = [];
+      for await (const chunk of stream) streamed.push(...(chunk.choices[0]?.logprobs?.token_logprobs ?? []));
+      assert.deepEqual(streamed, expected.map((e) => e.logprob));
+    }
   });
 
   it('runs 8 concurrent streams, each equal to its single-request greedy text', async function () {
@@ -131,6 +156,18 @@ describe('layerskip serve (real engine, openai client)', function () {
       const expected = await chat.model.generate(chat.model.encode(rendered, { addSpecialTokens: false }), { maxSteps: 8 });
       assert.equal(reply.choices[0].message.content, expected.text);
       assert.equal(reply.usage!.prompt_tokens, expected.promptTokenIds.length);
+
+      // logprobs: true, top_logprobs: 2 → OpenAI's chat shape, the same numbers as the API's.
+      const withLogprobs = await chat.client.chat.completions.create({ model: 'tok-llama3', messages, max_tokens: 8, temperature: 0, logprobs: true, top_logprobs: 2 });
+      const api = await chat.model.generate(chat.model.encode(rendered, { addSpecialTokens: false }), { maxSteps: 8, logprobs: 2 });
+      const content = withLogprobs.choices[0].logprobs!.content!;
+      assert.equal(content.length, withLogprobs.usage!.completion_tokens);
+      content.forEach((entry, i) => {
+        assert.equal(entry.logprob, api.logprobs![i].logprob);
+        assert.equal(entry.token, chat!.model.decode([api.logprobs![i].token]));
+        assert.deepEqual(entry.bytes, [...Buffer.from(entry.token, 'utf8')]);
+        assert.deepEqual(entry.top_logprobs.map((t) => t.logprob), api.logprobs![i].top.map((t) => t.logprob));
+      });
     } finally {
       await stop(chat);
     }

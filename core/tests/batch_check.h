@@ -1,7 +1,8 @@
 // A batch-vs-single check shared by the CPU tests (batch_tests.cc) and the CUDA tests (cuda_model_tests.cc): five
 // sequences — plain decoding, early-exit decoding, greedy and sampled self-speculation, one with E = L joining
 // late — step together through a BatchRunner, and every pick, proposal and verdict must be bit-identical to the
-// same calls on a Context of its own (on the same backend).
+// same calls on a Context of its own (on the same backend), and so must the logits rows a batched pick hands back
+// (BatchItem::logits_out) be to the single context's read_logits.
 #pragma once
 #include <cstring>
 #include <memory>
@@ -49,6 +50,7 @@ struct Op {
   SampledToken picked;
   DraftProposal proposal;
   std::vector<VerifyRow> verified;
+  std::vector<float> logits;  // forward / verify: (rows, vocab) the pick was made from
 };
 
 inline double uniform_from(SequenceState& state) {
@@ -57,7 +59,7 @@ inline double uniform_from(SequenceState& state) {
   return state.next_uniform;
 }
 
-inline void make_op(const Plan& plan, SequenceState& state, int num_layers, Op* op) {
+inline void make_op(const Plan& plan, SequenceState& state, int num_layers, int vocab, Op* op) {
   op->item = BatchItem();
   op->item.context = state.context.get();
   op->item.params = plan.params;
@@ -93,6 +95,11 @@ inline void make_op(const Plan& plan, SequenceState& state, int num_layers, Op* 
     if (sampled) op->uniforms = {uniform_from(state)};
   }
   op->item.uniforms = op->uniforms.empty() ? nullptr : op->uniforms.data();
+  if (op->item.kind != BatchItem::Kind::kDraft) {
+    const int rows = op->item.kind == BatchItem::Kind::kVerify ? op->item.draft_count + 1 : 1;
+    op->logits.assign(size_t(rows) * vocab, -1.0f);
+    op->item.logits_out = op->logits.data();
+  }
 }
 
 // The same op through the single-sequence API.
@@ -110,6 +117,10 @@ inline void run_single(Context& context, Op* op) {
     case BatchItem::Kind::kVerify:
       CHECK(context.verify(item.draft_count, item.params, item.uniforms, op->verified.data()).is_ok());
       break;
+  }
+  if (!op->logits.empty()) {
+    const int vocab = context.model().config().vocab_size;
+    CHECK(context.read_logits(op->logits.data(), int(op->logits.size() / size_t(vocab))).is_ok());
   }
 }
 
@@ -166,6 +177,9 @@ inline void check_same(const Op& batched, const Op& single, int sequence, int ti
       break;
   }
   CHECK_MSG(same, "sequence " << sequence << ", tick " << tick << ": batched " << what << " differs from single");
+  CHECK_MSG(batched.logits.size() == single.logits.size() &&
+                std::memcmp(batched.logits.data(), single.logits.data(), batched.logits.size() * sizeof(float)) == 0,
+            "sequence " << sequence << ", tick " << tick << ": batched " << what << " logits differ from single");
 }
 
 
@@ -173,6 +187,7 @@ inline void check_same(const Op& batched, const Op& single, int sequence, int ti
 inline void check_batch_equals_single(const Model& model_ref) {
   const Model* model = &model_ref;
   const int L = model->config().num_layers;
+  const int vocab = model->config().vocab_size;
   SamplingParams sampled;
   sampled.temperature = 0.8f;
   sampled.top_p = 0.95f;
@@ -203,8 +218,8 @@ inline void check_batch_equals_single(const Model& model_ref) {
     std::vector<size_t> members;
     for (size_t s = 0; s < count; s++) {
       if (tick < plans[s].joins_at_tick) continue;
-      make_op(plans[s], batched[s], L, &batched_ops[s]);
-      make_op(plans[s], single[s], L, &single_ops[s]);
+      make_op(plans[s], batched[s], L, vocab, &batched_ops[s]);
+      make_op(plans[s], single[s], L, vocab, &single_ops[s]);
       single_ops[s].item.context = single[s].context.get();
       items.push_back(batched_ops[s].item);
       members.push_back(s);

@@ -1,6 +1,7 @@
 // The contract between the HTTP layer (http-server.ts, OpenAI request parsing) and the batching engine
 // (batch-engine.ts): the server turns a validated request into an EngineRequest, the engine runs it beside the
 // others and reports text as it becomes final, then a result. Nothing here knows HTTP or the native binding.
+import type { TokenLogprob } from '../generation/logits-processing.js';
 import type { GenerationStrategy } from '../generation/options.js';
 
 export interface EngineSampling {
@@ -40,6 +41,13 @@ export interface EngineRequest {
   signal?: AbortSignal;
   /** Text as soon as it is final (never a partial stop string), with the ids of the tokens it completes. */
   onText?: (piece: string) => void;
+  /**
+   * Per-token log-probabilities (the model's distribution at temperature 1; for self-speculative rounds the
+   * verifier's) with this many alternatives (0–20); undefined: none.
+   */
+  logprobs?: number;
+  /** With logprobs: each generated token's entry as it is emitted, before its text. */
+  onLogprobs?: (entries: TokenLogprob[]) => void;
 }
 
 export type EngineFinishReason = 'stop' | 'length' | 'abort' | 'timeout' | 'context_full';
@@ -65,6 +73,8 @@ export interface EngineResult {
   promptTokens: number;
   finishReason: EngineFinishReason;
   timings: EngineTimings;
+  /** With request.logprobs: one entry per token of tokenIds. */
+  logprobs?: TokenLogprob[];
 }
 
 /** Thrown by submit() when the queue is full; the server answers 503 with Retry-After. */

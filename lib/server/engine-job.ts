@@ -4,6 +4,7 @@
 // per job, batched with the other jobs' items.
 import type { NativeBatchItem, NativeBatchResult, NativeContext } from '../native.js';
 import type { LlamaTokenizer } from '../tokenizer.js';
+import { logSoftmax, tokenLogprob, type TokenLogprob } from '../generation/logits-processing.js';
 import { GenerationOutput } from '../generation/output.js';
 import { Random } from '../generation/random.js';
 import type { EngineFinishReason, EngineRequest, EngineResult } from './engine-api.js';
@@ -45,6 +46,8 @@ export class EngineJob {
   draftN = 0;
   draftAccepted = 0;
   slot: Slot | undefined;
+  /** With request.logprobs: an entry per emitted token. */
+  readonly logprobs: TokenLogprob[] = [];
 
   constructor(
     readonly request: EngineRequest,
@@ -87,9 +90,17 @@ export class EngineJob {
     return Math.max(0, Math.min(this.request.strategy.numSpeculations, room));
   }
 
+  // Sampling settings of every item; picks also hand their logits rows back when the request wants logprobs.
   private sampling() {
     const { temperature, topK, topP } = this.request.sampling;
-    return { temperature, topK, topP };
+    return { temperature, topK, topP, logits: this.request.logprobs !== undefined };
+  }
+
+  // Entries for `tokens`, the i-th from row i of `logits` (rows × vocab).
+  private logprobsOf(tokens: number[], logits: Float32Array | undefined, rows: number): TokenLogprob[] | undefined {
+    if (this.request.logprobs === undefined || !logits) return undefined;
+    const vocab = logits.length / rows;
+    return tokens.map((token, i) => tokenLogprob(logSoftmax(logits.subarray(i * vocab, (i + 1) * vocab)), token, this.request.logprobs!));
   }
 
   get sampled(): boolean {
@@ -149,12 +160,12 @@ export class EngineJob {
     this.prefilled += tokens;
     this.committed = this.prefilled;
     if (this.prefilled < this.request.promptIds.length) return;
-    this.emit([result.token!], contextLength);
+    this.emit([result.token!], contextLength, this.logprobsOf([result.token!], result.logits, 1));
   }
 
   afterDecode(result: NativeBatchResult, contextLength: number): void {
     this.committed += 1;
-    this.emit([result.token!], contextLength);
+    this.emit([result.token!], contextLength, this.logprobsOf([result.token!], result.logits, 1));
   }
 
   /** One draft pass ran; decides whether the round drafts on (Context::draft_run's rules). */
@@ -181,6 +192,8 @@ export class EngineJob {
       accepted++;
     }
     const block = [...drafts.slice(0, accepted), result.tokens![accepted]];
+    // Row i of the verification scored position i of the block: the verifier's probabilities, as without drafts.
+    const blockLogprobs = this.logprobsOf(block, result.logits, drafts.length + 1);
     this.committed += 1 + accepted; // x and the accepted drafts
     this.slot!.context.truncate(this.committed);
     if (drafts.length > 0) this.acceptance = 0.7 * this.acceptance + 0.3 * (accepted / drafts.length);
@@ -189,7 +202,7 @@ export class EngineJob {
     this.draftN += drafts.length;
     this.draftAccepted += accepted;
     this.endRound();
-    this.emit(block, contextLength);
+    this.emit(block, contextLength, blockLogprobs);
     return { drafted: drafts.length, accepted };
   }
 
@@ -201,11 +214,16 @@ export class EngineJob {
   }
 
   // Emits tokens one at a time (a stop ends the block exactly where it occurs); the last emitted is the next `last`.
-  private emit(tokens: number[], contextLength: number): void {
+  private emit(tokens: number[], contextLength: number, logprobs?: TokenLogprob[]): void {
     const now = performance.now();
     if (this.firstTokenAt === 0) this.firstTokenAt = now;
     this.lastTokenAt = now;
-    for (const token of tokens) {
+    for (const [i, token] of tokens.entries()) {
+      // A token the output keeps (not a stop token, not past the end) gets its entry, reported before its text.
+      if (logprobs && !this.output.finished && !this.output.stopTokenIds.has(token)) {
+        this.logprobs.push(logprobs[i]);
+        this.request.onLogprobs?.([logprobs[i]]);
+      }
       if (!this.output.push(token)) return;
       this.last = token;
     }
@@ -224,6 +242,7 @@ export class EngineJob {
     return {
       text: this.output.text,
       tokenIds: this.output.tokenIds.slice(),
+      ...(this.request.logprobs !== undefined ? { logprobs: this.logprobs.slice(0, this.output.tokenIds.length) } : {}),
       promptTokens: this.request.promptIds.length,
       finishReason,
       timings: {

@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+import type { TokenLogprob } from '../generation/logits-processing.js';
 import type { LayerSkipModel } from '../model.js';
 import { ApiError } from './api-error.js';
 import { ChatTemplate } from './chat-template.js';
@@ -262,7 +263,9 @@ class OpenAiApi {
     });
     if (response.destroyed || request.socket.destroyed) controller.abort();
     const engineRequest: EngineRequest = { ...fields, signal: controller.signal };
-    const builder = new ResponseBuilder(kind, this.options.modelId, includeUsage);
+    const model = this.options.model;
+    const tokenText = (id: number) => (model.tokenizer ? model.decode([id]) : String(id));
+    const builder = new ResponseBuilder(kind, this.options.modelId, includeUsage, tokenText);
     if (stream) return this.stream(response, builder, engineRequest, includeUsage, exchange);
     const result = await this.submit(engineRequest);
     exchange.completionTokens = result.tokenIds.length;
@@ -283,6 +286,9 @@ class OpenAiApi {
   ): Promise<void> {
     let writer: SseWriter | undefined;
     let pending = '';
+    // With logprobs, the entries of the tokens whose text is pending go out with it.
+    const wantsLogprobs = engineRequest.logprobs !== undefined;
+    let pendingLogprobs: TokenLogprob[] = [];
     let waitingForDrain = false;
     const open = (): SseWriter => {
       if (writer) return writer;
@@ -301,8 +307,9 @@ class OpenAiApi {
         });
         return;
       }
-      sse.send(builder.textChunk(pending));
+      sse.send(builder.textChunk(pending, wantsLogprobs ? pendingLogprobs : undefined));
       pending = '';
+      pendingLogprobs = [];
     };
 
     let result: EngineResult;
@@ -311,7 +318,8 @@ class OpenAiApi {
         pending += piece;
         flush();
       };
-      result = await this.submit({ ...engineRequest, onText });
+      const onLogprobs = (entries: TokenLogprob[]) => pendingLogprobs.push(...entries);
+      result = await this.submit({ ...engineRequest, onText, ...(wantsLogprobs ? { onLogprobs } : {}) });
     } catch (error) {
       if (!writer) throw error;
       if (!(error instanceof ApiError)) this.options.log?.(`error while streaming: ${(error as Error)?.stack ?? String(error)}`);
@@ -321,7 +329,7 @@ class OpenAiApi {
     }
     exchange.completionTokens = result.tokenIds.length;
     const sse = open();
-    if (pending !== '') sse.send(builder.textChunk(pending));
+    if (pending !== '' || pendingLogprobs.length > 0) sse.send(builder.textChunk(pending, wantsLogprobs ? pendingLogprobs : undefined));
     pending = '';
     sse.send(builder.finishChunk(result));
     if (includeUsage) sse.send(builder.usageChunk(result));

@@ -31,7 +31,7 @@ export interface RequestContext {
   chatTemplate?: ChatTemplate;
 }
 
-export interface ParsedRequest extends Omit<EngineRequest, 'signal' | 'onText'> {
+export interface ParsedRequest extends Omit<EngineRequest, 'signal' | 'onText' | 'onLogprobs'> {
   stream: boolean;
   /** Streaming: end with a chunk carrying `usage` (stream_options.include_usage). */
   includeUsage: boolean;
@@ -42,16 +42,30 @@ const MAX_STOP_STRINGS = 4;
 
 type Body = Record<string, unknown>;
 
+/** The most alternatives a logprobs request may ask for per token (OpenAI's top_logprobs limit). */
+export const MAX_TOP_LOGPROBS = 20;
+
 export function parseCompletionRequest(body: unknown, context: RequestContext): ParsedRequest {
   const request = requireObject(body);
   const settings = parseSettings(request, context, COMPLETION_UNSUPPORTED);
+  // Completions: `logprobs: N` asks for each token's log-probability and its N most likely alternatives.
+  const logprobs = optionalInteger(request, 'logprobs', 0, MAX_TOP_LOGPROBS);
   const promptIds = parsePrompt(field(request, 'prompt'), context);
-  return withLength(settings, request, promptIds, 'prompt', context, COMPLETIONS_DEFAULT_MAX_TOKENS);
+  return withLength({ ...settings, logprobs }, request, promptIds, 'prompt', context, COMPLETIONS_DEFAULT_MAX_TOKENS);
+}
+
+// Chat: `logprobs: true` asks for each token's log-probability, `top_logprobs: N` (needs it) for N alternatives.
+function parseChatLogprobs(request: Body): number | undefined {
+  const wanted = field(request, 'logprobs');
+  if (wanted !== undefined && typeof wanted !== 'boolean') throw invalidField('logprobs', `logprobs must be true or false, got ${show(wanted)}`);
+  const top = optionalInteger(request, 'top_logprobs', 0, MAX_TOP_LOGPROBS);
+  if (top !== undefined && wanted !== true) throw invalidField('top_logprobs', 'top_logprobs needs logprobs: true');
+  return wanted === true ? (top ?? 0) : undefined;
 }
 
 export function parseChatRequest(body: unknown, context: RequestContext): ParsedRequest {
   const request = requireObject(body);
-  const settings = parseSettings(request, context, CHAT_UNSUPPORTED);
+  const settings = { ...parseSettings(request, context, CHAT_UNSUPPORTED), logprobs: parseChatLogprobs(request) };
   const messages = parseMessages(field(request, 'messages'));
   if (!context.encode) throw noTokenizerError('messages', '/v1/chat/completions needs one');
   if (!context.chatTemplate) throw noChatTemplateError();
@@ -288,7 +302,6 @@ const SHARED_UNSUPPORTED: UnsupportedRule[] = [
 
 const COMPLETION_UNSUPPORTED: UnsupportedRule[] = [
   ...SHARED_UNSUPPORTED,
-  { key: 'logprobs', inUse: () => true, message: 'logprobs are not supported yet' },
   { key: 'echo', inUse: (value) => value !== false, message: 'echo is not supported' },
   { key: 'best_of', inUse: notOne, message: 'only best_of = 1 is supported' },
   { key: 'suffix', inUse: (value) => value !== '', message: 'suffix (insertion) is not supported' },
@@ -296,8 +309,6 @@ const COMPLETION_UNSUPPORTED: UnsupportedRule[] = [
 
 const CHAT_UNSUPPORTED: UnsupportedRule[] = [
   ...SHARED_UNSUPPORTED,
-  { key: 'logprobs', inUse: (value) => value !== false, message: 'logprobs are not supported yet' },
-  { key: 'top_logprobs', inUse: notZero, message: 'logprobs are not supported yet' },
   { key: 'tools', inUse: nonEmpty, message: 'tools (function calling) are not supported' },
   { key: 'tool_choice', inUse: (value) => value !== 'none', message: 'tools (function calling) are not supported' },
   { key: 'functions', inUse: nonEmpty, message: 'functions (function calling) are not supported' },
