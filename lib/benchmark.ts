@@ -243,14 +243,17 @@ export function formatSpeculativeBenchmark(result: SpeculativeBenchmarkResult): 
     `|---|---|---|`,
     `| autoregressive | ${median(result.autoregressiveTokensPerSecond).toFixed(2)} | ${result.autoregressiveTokensPerSecond.map((v) => v.toFixed(2)).join(', ')} |`,
     `| self-speculative | ${median(result.speculativeTokensPerSecond).toFixed(2)} | ${result.speculativeTokensPerSecond.map((v) => v.toFixed(2)).join(', ')} |`,
-    `${formatSpeedup(result.speedupSpread, result.repeats)} · acceptance ${(result.acceptanceRate * 100).toFixed(1)}% · ` +
+    `${formatSpeedup(result.speedupSpread, result.repeats, 'prompt', 'more --repeats or a quieter machine')} · acceptance ${(result.acceptanceRate * 100).toFixed(1)}% · ` +
       `output ${result.identical ? 'identical to autoregressive' : 'DIFFERENT from autoregressive'}`,
   ].join('\n');
 }
 
-// "speedup 1.32× (middle half of 5 prompts 1.21–1.40×)", or the spread without a ratio when it straddles 1.
-function formatSpeedup(spread: RatioSpread, prompts: number): string {
-  const range = `${prompts >= 5 ? 'middle half' : 'all'} of ${prompts} per-prompt ratios ${spread.low.toFixed(2)}–${spread.high.toFixed(2)}×`;
-  if (spread.verdict === 'too noisy to conclude') return `speedup too noisy to conclude (${range}; more --repeats or a quieter machine)`;
+/**
+ * "speedup 1.32× (middle half of 5 per-prompt ratios 1.21–1.40×)", or the spread without a ratio when it straddles
+ * 1, with `advice` on getting a clearer answer.
+ */
+export function formatSpeedup(spread: RatioSpread, count: number, unit: 'prompt' | 'example', advice: string): string {
+  const range = `${count >= 5 ? 'middle half' : 'all'} of ${count} per-${unit} ratios ${spread.low.toFixed(2)}–${spread.high.toFixed(2)}×`;
+  if (spread.verdict === 'too noisy to conclude') return `speedup too noisy to conclude (${range}; ${advice})`;
   return `speedup ${spread.median.toFixed(2)}× (${range})`;
 }

@@ -7,7 +7,8 @@ import path from 'node:path';
 
 import { DatasetError } from '../lib/tasks/dataset-files.js';
 import { loadTask, type TaskLoadOptions } from '../lib/tasks/load-task.js';
-import { applyTemplate, pythonSplit, TemplateError } from '../lib/tasks/task-datasets.js';
+import { pythonSplit } from '../lib/tasks/python-strings.js';
+import { applyTemplate, TemplateError } from '../lib/tasks/task-datasets.js';
 import { makeHubCache, writeAllHubDatasets, writeJsonLines, writeParquet, type HubCache } from './helpers/task-fixtures.js';
 
 describe('task datasets (LayerSkip data.py)', function () {

@@ -87,3 +87,14 @@ export function commandLoadOptions(options: Record<string, unknown>): Omit<LoadO
     contextLength: options['context-length'] as number | undefined,
   };
 }
+
+/** Ctrl-C aborts the work in progress through `signal` (what is done so far is kept); a second Ctrl-C exits at once. */
+export function interruptOnSigint(): { signal: AbortSignal; release: () => void } {
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  return { signal: controller.signal, release: () => process.off('SIGINT', onSigint) };
+}

@@ -7,6 +7,7 @@ import { loadModel, type LayerSkipModel } from '../model.js';
 import type { GenerationResult } from '../generation/generate.js';
 import { DEFAULT_NUM_SPECULATIONS } from '../generation/options.js';
 import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs } from './args.js';
+import { parseJsonLines } from '../tasks/dataset-files.js';
 import { loadTask } from '../tasks/load-task.js';
 import { bundledModelDir, defaultModelDir, ENGINE_OPTION_SPECS, commandLoadOptions } from './common.js';
 import { resultFile, TASK_OPTION_SPECS, taskLoadOptions } from './task-options.js';
@@ -50,19 +51,11 @@ export function readPrompts(file: string): (string | number[])[] {
   } catch (error) {
     throw new UsageError(`cannot read --prompts ${file}: ${(error as Error).message}`);
   }
-  const prompts: (string | number[])[] = [];
-  text.split('\n').forEach((line, index) => {
-    if (line.trim() === '') return;
-    let record: unknown;
-    try {
-      record = JSON.parse(line);
-    } catch (error) {
-      throw new Error(`${file}:${index + 1}: not JSON (${(error as Error).message})`);
-    }
-    const prompt = (record as { prompt?: unknown } | null)?.prompt;
+  const prompts = parseJsonLines(text, file).map(({ line, record }) => {
+    const prompt = record.prompt;
     const isIds = Array.isArray(prompt) && prompt.every((id) => Number.isInteger(id));
-    if (typeof prompt !== 'string' && !isIds) throw new Error(`${file}:${index + 1}: needs a "prompt" string or token-id array`);
-    prompts.push(prompt as string | number[]);
+    if (typeof prompt !== 'string' && !isIds) throw new Error(`${file}:${line}: needs a "prompt" string or token-id array`);
+    return prompt as string | number[];
   });
   if (prompts.length === 0) throw new Error(`${file}: no prompts`);
   return prompts;

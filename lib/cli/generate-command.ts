@@ -11,7 +11,7 @@ import {
 } from '../generation/options.js';
 import type { GenerationResult } from '../generation/generate.js';
 import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs, type ParsedOptions } from './args.js';
-import { defaultModelDir, readStdin, ENGINE_OPTION_SPECS, commandLoadOptions } from './common.js';
+import { defaultModelDir, readStdin, ENGINE_OPTION_SPECS, commandLoadOptions, interruptOnSigint } from './common.js';
 import { loadModelWithProgress } from './load-progress.js';
 import { SpeculativeStreamer } from './speculative-streamer.js';
 
@@ -95,14 +95,9 @@ export async function runGenerateCommand(argv: string[]): Promise<number> {
     generation.onSpeculation = speculativeStreamer?.onSpeculation;
     // Ctrl-C stops generation within a step (or a prefill chunk), prints the stats so far and exits 130; a second
     // Ctrl-C exits at once.
-    const controller = new AbortController();
-    const onSigint = () => {
-      if (controller.signal.aborted) process.exit(130);
-      controller.abort();
-    };
-    process.on('SIGINT', onSigint);
-    generation.signal = controller.signal;
-    const exitCode = () => (controller.signal.aborted ? 130 : 0);
+    const interrupt = interruptOnSigint();
+    generation.signal = interrupt.signal;
+    const exitCode = () => (interrupt.signal.aborted ? 130 : 0);
     try {
       if (options.json) {
         const result = await model.generate(prompt, generation);
@@ -121,7 +116,7 @@ export async function runGenerateCommand(argv: string[]): Promise<number> {
       process.stderr.write(formatStats(result) + '\n');
       return exitCode();
     } finally {
-      process.off('SIGINT', onSigint);
+      interrupt.release();
     }
   } finally {
     await model.dispose();

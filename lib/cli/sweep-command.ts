@@ -9,7 +9,7 @@ import { writeSpeculationDefaults } from '../generation/checkpoint-defaults.js';
 import type { GenerationOptions } from '../generation/options.js';
 import type { LayerSkipModel } from '../model.js';
 import { renderHeatmapSvg } from '../tasks/heatmap-svg.js';
-import { loadTask, type LoadedTask } from '../tasks/load-task.js';
+import { DEFAULT_TASK_SEED, loadTask, type LoadedTask } from '../tasks/load-task.js';
 import { MAX_JSON_FILE_BYTES } from '../limits.js';
 import { resolveModelDir } from '../model-path.js';
 import { bestCell, checkGrid, gridCells, parseAxis, readSweepCsv, writeSweepCsv, type SweepCell } from '../tasks/sweep.js';
@@ -17,9 +17,9 @@ import { readJsonFile } from '../tokenizer.js';
 import type { RatioSpread } from '../benchmark.js';
 import { runTaskBenchmark, type StrategyMetrics } from '../tasks/task-benchmark.js';
 import { formatHelp, parseArgs, unexpectedArgument, UsageError, type OptionSpecs, type ParsedOptions } from './args.js';
-import { bundledModelDir, commandLoadOptions, defaultModelDir, ENGINE_OPTION_SPECS } from './common.js';
+import { bundledModelDir, commandLoadOptions, defaultModelDir, ENGINE_OPTION_SPECS, interruptOnSigint } from './common.js';
 import { loadModelWithProgress } from './load-progress.js';
-import { interruptOnSigint, noExampleFits } from './task-benchmark-command.js';
+import { noExampleFits } from './task-benchmark-command.js';
 import { describeGeneration, TASK_OPTION_SPECS, taskGenerationOptions, taskLoadOptions } from './task-options.js';
 import { TaskProgressLine } from './task-progress.js';
 
@@ -179,6 +179,8 @@ export async function runSweepCommand(argv: string[]): Promise<number> {
   const loadOptions = taskLoadOptions(options, modelArgument, bundledModelDir());
   // The grid's flags are axes, not one E and k.
   const { exitLayer: _e, numSpeculations: _k, ...generation } = taskGenerationOptions(options);
+  const confirmCount = (options.confirm as number | undefined) ?? DEFAULT_CONFIRM;
+  if (confirmCount < 0) throw new UsageError(`--confirm must be ≥ 0, got ${confirmCount}`);
   const modelDir = modelArgument ?? defaultModelDir();
   // The grid is checked against config.json's layer count before any data is read or weights are loaded.
   const configuredLayers = await layerCount(modelDir);
@@ -186,7 +188,7 @@ export async function runSweepCommand(argv: string[]): Promise<number> {
   const task = await loadTask(loadOptions);
   const model = await loadModelWithProgress(modelDir, commandLoadOptions(options));
   try {
-    return await sweep(model, task, options, generation, loadOptions.seed ?? 42);
+    return await sweep(model, task, options, generation, loadOptions.seed ?? DEFAULT_TASK_SEED, confirmCount);
   } finally {
     await model.dispose();
   }
@@ -215,10 +217,15 @@ function gridOf(options: ParsedOptions, numLayers: number): { exitLayers: number
   }
 }
 
-async function sweep(model: LayerSkipModel, task: LoadedTask, options: ParsedOptions, generation: GenerationOptions, seed: number): Promise<number> {
+async function sweep(
+  model: LayerSkipModel,
+  task: LoadedTask,
+  options: ParsedOptions,
+  generation: GenerationOptions,
+  seed: number,
+  confirmCount: number,
+): Promise<number> {
   const { exitLayers, ks } = gridOf(options, model.info.numLayers);
-  const confirmCount = (options.confirm as number | undefined) ?? DEFAULT_CONFIRM;
-  if (confirmCount < 0) throw new UsageError(`--confirm must be ≥ 0, got ${confirmCount}`);
   const dir = (options.out as string | undefined) ?? path.join('logs', `sweep_${task.dataset}`);
   const settings: SweepSettings = { model: model.info.dir, dataset: task.dataset, files: task.files, examples: task.examples.length, generation, backend: model.info.backend };
   const record: SweepRecord = openSweepFolder(dir, settings) ?? { settings, baseline: { before: NaN } };

@@ -6,10 +6,10 @@ import fs from 'node:fs';
 
 import type { GenerationOptions, GenerationStrategy } from '../generation/options.js';
 import type { LayerSkipModel } from '../model.js';
-import { loadTask, type LoadedTask } from '../tasks/load-task.js';
+import { DEFAULT_TASK_SEED, loadTask, type LoadedTask } from '../tasks/load-task.js';
 import { runTaskBenchmark, type TaskBenchmarkResult } from '../tasks/task-benchmark.js';
 import { UsageError, type ParsedOptions } from './args.js';
-import { bundledModelDir, commandLoadOptions, defaultModelDir } from './common.js';
+import { bundledModelDir, commandLoadOptions, defaultModelDir, interruptOnSigint } from './common.js';
 import { checkGenerationOptions } from './generate-command.js';
 import { loadModelWithProgress } from './load-progress.js';
 import { describeGeneration, resultFile, taskGenerationOptions, taskLoadOptions } from './task-options.js';
@@ -37,19 +37,8 @@ export function noExampleFits(examples: number, contextLength: number): string {
   return `none of the ${examples} prompts fits the model's context of ${contextLength} positions: nothing to measure`;
 }
 
-/** Ctrl-C aborts the generation in progress (results so far are kept); a second Ctrl-C exits at once. */
-export function interruptOnSigint(): { signal: AbortSignal; release: () => void } {
-  const controller = new AbortController();
-  const onSigint = () => {
-    if (controller.signal.aborted) process.exit(130);
-    controller.abort();
-  };
-  process.on('SIGINT', onSigint);
-  return { signal: controller.signal, release: () => process.off('SIGINT', onSigint) };
-}
-
 function describeTask(task: LoadedTask, options: ParsedOptions): string {
-  const shuffled = options['random-shuffle'] === false ? 'in file order' : `shuffled with seed ${(options.seed as number | undefined) ?? 42}`;
+  const shuffled = options['random-shuffle'] === false ? 'in file order' : `shuffled with seed ${(options.seed as number | undefined) ?? DEFAULT_TASK_SEED}`;
   const shots = task.shotFiles.length > 0 ? `, ${options['n-shot']}-shot` : '';
   return `${task.dataset}: ${task.examples.length} of ${task.splitRows} examples (${shuffled}${shots}) from ${task.files.join(', ')}`;
 }
@@ -72,7 +61,7 @@ export async function runTaskBenchmarkCommand(options: ParsedOptions): Promise<n
       result = await runTaskBenchmark(model, task.examples, {
         strategies,
         generation,
-        seed: loadOptions.seed ?? 42,
+        seed: loadOptions.seed ?? DEFAULT_TASK_SEED,
         signal: interrupt.signal,
         onExample: ({ index, total, example, runs, running }) => {
           if (options.verbose) {

@@ -1,5 +1,6 @@
 // Text of a task benchmark's results: one column per strategy, LayerSkip's metrics as rows, then the speedup with
 // its spread and whether greedy outputs matched.
+import { formatSpeedup } from '../benchmark.js';
 import type { StrategyMetrics, TaskBenchmarkResult } from '../tasks/task-benchmark.js';
 
 /** A strategy's column title: "autoregressive", "early exit (E 4)" or "self-speculative (E 4, k 6)". */
@@ -33,11 +34,9 @@ export function formatTaskResult(result: TaskBenchmarkResult, numLayers: number)
   const comparison = result.comparison;
   if (comparison) {
     const { speedup } = comparison;
-    const range = `${comparison.examplesCompared >= 5 ? 'middle half' : 'all'} of ${comparison.examplesCompared} per-example ratios ${speedup.low.toFixed(2)}–${speedup.high.toFixed(2)}×`;
+    const spread = formatSpeedup(speedup, comparison.examplesCompared, 'example', 'more --num-samples or a quieter machine');
     notes.push(
-      speedup.verdict === 'too noisy to conclude'
-        ? `speedup too noisy to conclude (${range}; more --num-samples or a quieter machine)`
-        : `speedup ${speedup.median.toFixed(2)}× per example (${range}); ${comparison.meanSpeedup.toFixed(2)}× in mean tokens/s`,
+      speedup.verdict === 'too noisy to conclude' ? spread : `${spread}; ${comparison.meanSpeedup.toFixed(2)}× in mean tokens/s`,
       `outputs identical in ${comparison.identicalOutputs} of ${comparison.examplesCompared} examples` +
         (comparison.identicalOutputs === comparison.examplesCompared ? '' : ' (expected with sampling; greedy decoding must match everywhere)'),
     );

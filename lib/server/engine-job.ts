@@ -91,7 +91,7 @@ export class EngineJob {
   }
 
   // Sampling settings of every item; picks also hand their logits rows back when the request wants logprobs.
-  private sampling() {
+  private itemSettings() {
     const { temperature, topK, topP } = this.request.sampling;
     return { temperature, topK, topP, logits: this.request.logprobs !== undefined };
   }
@@ -117,7 +117,7 @@ export class EngineJob {
       tokens: Int32Array.from(this.request.promptIds.slice(this.prefilled, end)),
       layerEnd: this.forwardLayers,
       pick,
-      ...this.sampling(),
+      ...this.itemSettings(),
       uniforms: pick && this.sampled ? this.random.uniforms(1) : undefined,
     };
   }
@@ -129,7 +129,7 @@ export class EngineJob {
       tokens: Int32Array.of(this.last!),
       layerEnd: this.forwardLayers,
       pick: true,
-      ...this.sampling(),
+      ...this.itemSettings(),
       uniforms: this.sampled ? this.random.uniforms(1) : undefined,
     };
   }
@@ -140,7 +140,7 @@ export class EngineJob {
       context: this.slot!.context,
       token: this.drafts.length > 0 ? this.drafts[this.drafts.length - 1] : this.last!,
       exitLayer: this.request.strategy.exitLayer,
-      ...this.sampling(),
+      ...this.itemSettings(),
       uniforms: this.sampled ? this.random.uniforms(1) : undefined,
     };
   }
@@ -150,7 +150,7 @@ export class EngineJob {
       kind: 'verify',
       context: this.slot!.context,
       draftCount: this.drafts.length,
-      ...this.sampling(),
+      ...this.itemSettings(),
       uniforms: this.sampled ? this.random.uniforms(this.drafts.length + 1) : undefined,
     };
   }

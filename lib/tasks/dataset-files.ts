@@ -130,20 +130,25 @@ async function openParquet(file: string): Promise<OpenTable> {
   };
 }
 
-function openJsonLines(file: string): OpenTable {
-  const rows: Row[] = [];
-  const lines = fs.readFileSync(file, 'utf8').split('\n');
-  lines.forEach((line, index) => {
-    if (line.trim() === '') return;
-    let row: unknown;
+/** The JSON objects of a JSONL text, one per non-blank line, with their line numbers; `file` names it in errors. */
+export function parseJsonLines(text: string, file: string): { line: number; record: Row }[] {
+  const records: { line: number; record: Row }[] = [];
+  text.split('\n').forEach((content, index) => {
+    if (content.trim() === '') return;
+    let record: unknown;
     try {
-      row = JSON.parse(line);
+      record = JSON.parse(content);
     } catch (error) {
       throw new DatasetError(`${file}:${index + 1}: not JSON (${(error as Error).message})`);
     }
-    if (row === null || typeof row !== 'object' || Array.isArray(row)) throw new DatasetError(`${file}:${index + 1}: not a JSON object`);
-    rows.push(row as Row);
+    if (record === null || typeof record !== 'object' || Array.isArray(record)) throw new DatasetError(`${file}:${index + 1}: not a JSON object`);
+    records.push({ line: index + 1, record: record as Row });
   });
+  return records;
+}
+
+function openJsonLines(file: string): OpenTable {
+  const rows = parseJsonLines(fs.readFileSync(file, 'utf8'), file).map(({ record }) => record);
   const columns = [...new Set(rows.flatMap((row) => Object.keys(row)))];
   return { file, rows: rows.length, columns, read: async (wanted, start, end) => rows.slice(start, end) };
 }
@@ -196,12 +201,20 @@ export class SplitTable {
   async readRows(indices: number[]): Promise<Row[]> {
     const rows: Row[] = [];
     for (const index of indices) {
-      let offset = index;
-      const table = this.tables.find((candidate) => (offset < candidate.rows ? true : ((offset -= candidate.rows), false)));
-      if (!table) throw new RangeError(`row ${index} is past the split's ${this.rowCount} rows`);
-      rows.push(...this.checked(table, await table.read(this.wanted, offset, offset + 1), offset));
+      const { table, row } = this.locate(index);
+      rows.push(...this.checked(table, await table.read(this.wanted, row, row + 1), row));
     }
     return rows;
+  }
+
+  // The file holding the split's row `index`, and that row's index within the file.
+  private locate(index: number): { table: OpenTable; row: number } {
+    let row = index;
+    for (const table of this.tables) {
+      if (row < table.rows) return { table, row };
+      row -= table.rows;
+    }
+    throw new RangeError(`row ${index} is past the split's ${this.rowCount} rows`);
   }
 
   // Every wanted value must be a string (the published schemas' type): a clear error otherwise.

@@ -154,16 +154,17 @@ export async function runTaskBenchmark(model: LayerSkipModel, examples: TaskExam
       interrupted = true;
       break;
     }
-    const promptTokens = model.encode(example.prompt).length;
+    // Tokenized once, for the length check and both strategies (ids are used as given, BOS included).
+    const promptIds = model.encode(example.prompt);
     const runs: ExampleRun[] = [];
-    if (promptTokens + 1 >= model.info.contextLength) {
+    if (promptIds.length + 1 >= model.info.contextLength) {
       skippedTooLong++;
     } else {
       // Alternate which strategy goes first, so slow drift on a shared machine favours neither.
       const order = index % 2 === 0 ? totals : [...totals].reverse();
       const results = new Map<GenerationStrategy, GenerationResult>();
       for (const strategy of order) {
-        const result = await model.generate(example.prompt, { ...strategyOptions(strategy.strategy, options), seed: options.seed + index });
+        const result = await model.generate(promptIds, { ...strategyOptions(strategy.strategy, options), seed: options.seed + index });
         if (result.finishReason === 'abort') break;
         results.set(strategy.strategy, result);
       }

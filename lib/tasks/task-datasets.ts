@@ -1,6 +1,7 @@
 // LayerSkip's benchmark tasks (its data.py, f42c669): which Hub dataset each name reads, which columns, and how a row
 // becomes a prompt and a reference — byte for byte as LayerSkip builds them. Pure functions over rows; finding and
 // reading the files is dataset-files.ts, putting it together load-task.ts.
+import { pythonSplit } from './python-strings.js';
 
 export const TASK_DATASET_NAMES = [
   'cnn_dm_summarization',
@@ -39,15 +40,6 @@ export interface TaskDataset {
   nShotColumns?: [document: string, summary: string];
   /** The examples one test row gives (with the n-shot block and the template applied by `makeExamples`). */
   build: (row: Row, fields: { promptField: string; responseField: string }) => { message: string; reference: string };
-}
-
-// Python's str.split() separators (Py_UNICODE_ISSPACE): JavaScript's \s differs (it has U+FEFF, lacks U+001C–U+001F
-// and U+0085), and cnn_dm_lm's word split must match LayerSkip's exactly.
-const PYTHON_WHITESPACE = /[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/;
-
-/** Python's `text.split()`: runs of whitespace separate words, none empty. */
-export function pythonSplit(text: string): string[] {
-  return text.split(PYTHON_WHITESPACE).filter((word) => word.length > 0);
 }
 
 /** LayerSkip's prefix length for cnn_dm_lm: the first 100 words are the prompt, the rest the reference. */

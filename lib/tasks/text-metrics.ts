@@ -25,9 +25,7 @@
 //
 // TextMetrics accumulates example by example, so a benchmark can print running results and an interrupted run still
 // reports what it has; with no examples every value is 0 (torchmetrics would give NaN there).
-
-/** Python's `\s` / `str.isspace()` set, which differs from JavaScript's `\s` (\x1c–\x1f and \x85 in, \ufeff out). */
-const PYTHON_WHITESPACE_RUN = /[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/u;
+import { pythonSplit } from './python-strings.js';
 
 /** Per-example ROUGE F-measures and edit distances (BLEU is only defined over the corpus here). */
 export interface ExampleScores {
@@ -67,11 +65,6 @@ export interface BleuStatistics {
 }
 
 const BLEU_MAX_ORDER = 4;
-
-/** `str.split()` without arguments: runs of Python whitespace separate tokens; no empty tokens. */
-function pythonSplit(text: string): string[] {
-  return text.split(PYTHON_WHITESPACE_RUN).filter((token) => token.length > 0);
-}
 
 /** ROUGE tokens: lowercased text split on whitespace runs, empty tokens dropped. */
 export function rougeTokens(text: string): string[] {
