@@ -156,7 +156,8 @@ class Backend {
 // The CPU backend; `threads` ≤ 0 means one per core. Runs the default kernel variant (LAYERSKIP_CPU or the best
 // this processor supports).
 std::unique_ptr<Backend> make_cpu_backend(int threads);
-// The same with a chosen kernel variant: "" / "auto", "scalar", "avx2", "avx512", "avx512bf16" (cpu/cpu_features.h);
+// The same with a chosen kernel variant: "" / "auto", "scalar", "avx2", "avx512", "avx512bf16", "amx"
+// (cpu/cpu_features.h);
 // an unknown name or one this processor cannot run is an error naming the missing features.
 Status make_cpu_backend(int threads, const std::string& kernels, std::unique_ptr<Backend>* out);
 

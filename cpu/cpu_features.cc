@@ -3,6 +3,10 @@
 
 #include <cstdlib>
 #include <fstream>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include "attention.h"
 #include "matmul.h"
@@ -26,6 +30,17 @@ std::string read_model_name() {
   return "unknown CPU";
 }
 
+// Linux enables the AMX tile data state per process only when asked (since 5.16); older kernels cannot run AMX.
+bool request_amx_permission() {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+  constexpr long kArchReqXcompPerm = 0x1023;  // ARCH_REQ_XCOMP_PERM
+  constexpr long kXfeatureXtiledata = 18;     // XFEATURE_XTILEDATA
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
+}
+
 CpuFeatures detect() {
   CpuFeatures f;
   f.model_name = read_model_name();
@@ -44,6 +59,7 @@ CpuFeatures detect() {
   f.avx512_fp16 = __builtin_cpu_supports("avx512fp16");
   f.amx_tile = __builtin_cpu_supports("amx-tile");
   f.amx_bf16 = __builtin_cpu_supports("amx-bf16");
+  f.amx_permitted = f.amx_tile && f.amx_bf16 && request_amx_permission();
 #endif
   return f;
 }
@@ -58,6 +74,10 @@ std::vector<std::pair<const char*, bool>> requirements(const std::string& varian
                              {"avx512dq", f.avx512dq}});
   if (variant == "avx512") return needs;
   needs.push_back({"avx512_bf16", f.avx512_bf16});
+  if (variant == "avx512bf16") return needs;
+  needs.insert(needs.end(), {{"amx_tile", f.amx_tile}, {"amx_bf16", f.amx_bf16},
+                             {"the OS's permission for AMX tiles (arch_prctl ARCH_REQ_XCOMP_PERM)",
+                              f.amx_tile && f.amx_bf16 ? f.amx_permitted : true}});
   return needs;
 }
 
@@ -75,7 +95,13 @@ const CpuKernels kAvx512Bf16 = {"avx512bf16",
                                 "others 16-wide f32",
                                 true, matmul_avx512bf16, attention_avx2, rmsnorm_avx2, add_rmsnorm_avx2, rope_avx2,
                                 swiglu_avx2};
+const CpuKernels kAmx = {"amx",
+                         "AMX-BF16 tiles: bf16 weights · activations rounded to bf16 (tdpbf16ps), others as avx512bf16",
+                         true, matmul_amx, attention_avx2, rmsnorm_avx2, add_rmsnorm_avx2, rope_avx2, swiglu_avx2};
 #endif
+const CpuKernels kAmxEmulated = {"amx-emulated", "the amx variant's tiling on a software tile unit (tests)", true,
+                                 matmul_amx_emulated, attention_scalar, rmsnorm_scalar, add_rmsnorm_scalar,
+                                 rope_scalar, swiglu_scalar};
 
 }  // namespace
 
@@ -105,11 +131,13 @@ const std::vector<const CpuKernels*>& compiled_cpu_kernels() {
       &kAvx2,
 #endif
 #if defined(LAYERSKIP_HAVE_AVX512)
-      &kAvx512, &kAvx512Bf16,
+      &kAvx512, &kAvx512Bf16, &kAmx,
 #endif
   };
   return all;
 }
+
+const CpuKernels& amx_emulated_cpu_kernels() { return kAmxEmulated; }
 
 std::string missing_cpu_features(const CpuKernels& kernels) {
   std::string missing;
@@ -147,6 +175,10 @@ Status select_cpu_kernels(const std::string& request, const CpuKernels** out) {
   }
   if (name.empty() || name == "auto") {
     *out = &best_exact_cpu_kernels();
+    return Status::ok();
+  }
+  if (name == kAmxEmulated.name) {  // for tests: not listed, runs anywhere
+    *out = &kAmxEmulated;
     return Status::ok();
   }
   std::string known;

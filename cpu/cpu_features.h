@@ -18,8 +18,11 @@ struct CpuFeatures {
   bool avx512f = false, avx512bw = false, avx512vl = false;    // AVX-512 variant (+ avx512dq)
   bool avx512dq = false;
   bool avx512_bf16 = false;                                    // vdpbf16ps / vcvtne2ps2bf16
-  bool avx512_vnni = false, avx512_fp16 = false;               // reported, not used yet
-  bool amx_tile = false, amx_bf16 = false;                     // reported, not used yet
+  // Reported, not used: no op on the hot path gains from them. AVX512-FP16 computes in f16 (its f16→f32 conversion
+  // is already in F16C / AVX-512 F), and int8 dot products (VNNI) would need activations quantized to 8 bits.
+  bool avx512_vnni = false, avx512_fp16 = false;
+  bool amx_tile = false, amx_bf16 = false;                     // "amx" variant (tdpbf16ps)
+  bool amx_permitted = false;  // Linux granted the tile registers (arch_prctl ARCH_REQ_XCOMP_PERM)
   std::string model_name;                                      // e.g. "AMD EPYC 9R45" (from /proc/cpuinfo)
   // "avx2 fma f16c avx512f …": the features above that are present, in that order.
   std::string summary() const;
@@ -40,7 +43,7 @@ using SwigluKernel = void (*)(float* out, const float* gate, const float* up, si
 
 // One kernel variant: its name (as LAYERSKIP_CPU and cpuKernels spell it), what it needs, and its ops.
 struct CpuKernels {
-  const char* name;         // "scalar", "avx2", "avx512", "avx512bf16"
+  const char* name;         // "scalar", "avx2", "avx512", "avx512bf16", "amx"
   const char* description;  // one line for stats and benchmarks
   // True when the matmul rounds activations below f32 (avx512bf16: to bf16 for bf16 weights, as llama.cpp does).
   // Such a variant is faster but leaves the reference tolerances, so "auto" never picks it.
@@ -59,6 +62,9 @@ const std::vector<const CpuKernels*>& compiled_cpu_kernels();
 std::vector<const CpuKernels*> runnable_cpu_kernels();
 // The best runnable variant that keeps activations in f32: what "auto" picks.
 const CpuKernels& best_exact_cpu_kernels();
+// The amx variant's ops with its matmul on a software tile unit (amx_emulator.h): the tests run the AMX tiling
+// with it on any processor. Selectable as "amx-emulated" (for tests), not listed among the variants.
+const CpuKernels& amx_emulated_cpu_kernels();
 // "" when `kernels` can run here, else which features are missing (e.g. "avx512_bf16").
 std::string missing_cpu_features(const CpuKernels& kernels);
 

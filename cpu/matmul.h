@@ -23,6 +23,13 @@ void matmul_avx2(float* out, const float* in, const Weight& weight, int n, int o
 void matmul_avx512(float* out, const float* in, const Weight& weight, int n, int out_stride, ThreadPool& pool);
 // AVX512-BF16: bf16 weights against activations rounded to bf16 (vdpbf16ps); other dtypes as matmul_avx512.
 void matmul_avx512bf16(float* out, const float* in, const Weight& weight, int n, int out_stride, ThreadPool& pool);
+// AMX-BF16 tiles for bf16 weights (activations rounded to bf16); other dtypes as matmul_avx512bf16. Needs the
+// OS's permission for the tile registers (cpu_features().amx_permitted).
+void matmul_amx(float* out, const float* in, const Weight& weight, int n, int out_stride, ThreadPool& pool);
 #endif
+
+// matmul_amx's tiling on a software model of the tile unit (bf16 weights; other dtypes as matmul_scalar): slow,
+// for tests on processors without AMX.
+void matmul_amx_emulated(float* out, const float* in, const Weight& weight, int n, int out_stride, ThreadPool& pool);
 
 }  // namespace layerskip

@@ -24,7 +24,7 @@ import { readSpeculationDefaults, type SpeculationDefaults } from './generation/
 export type Device = 'cpu' | 'cuda' | 'auto';
 
 /** The CPU kernel variants, lowest first (see `cpuInfo()` for which this processor runs). */
-export const CPU_KERNEL_NAMES = ['auto', 'scalar', 'avx2', 'avx512', 'avx512bf16'] as const;
+export const CPU_KERNEL_NAMES = ['auto', 'scalar', 'avx2', 'avx512', 'avx512bf16', 'amx'] as const;
 export type CpuKernelsName = (typeof CPU_KERNEL_NAMES)[number];
 /** Block-quantized weight formats (README "Quantized weights"): q8 = 8.5 bits per weight, q4 = 5 bits. */
 export const QUANT_TYPES = ['q8', 'q4'] as const;
@@ -42,7 +42,7 @@ export interface LoadOptions {
   threads?: number;
   /**
    * CPU kernel variant: 'auto' (default: the LAYERSKIP_CPU environment variable, else the best this processor
-   * supports), 'scalar', 'avx2', 'avx512' or 'avx512bf16'. A variant the processor lacks is an error naming the
+   * supports), 'scalar', 'avx2', 'avx512', 'avx512bf16' or 'amx'. A variant the processor lacks is an error naming the
    * missing features. `cpuInfo()` lists them.
    */
   cpuKernels?: CpuKernelsName;

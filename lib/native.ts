@@ -53,7 +53,7 @@ export interface NativeLoadOptions {
   device?: string;
   /** CPU threads; 0 = one per core. */
   threads?: number;
-  /** CPU kernel variant: "" or "auto" (LAYERSKIP_CPU, else the best supported), "scalar", "avx2", "avx512", "avx512bf16". */
+  /** CPU kernel variant: "" or "auto" (LAYERSKIP_CPU, else the best supported), "scalar", "avx2", "avx512", "avx512bf16", "amx". */
   cpuKernels?: string;
   /** '' (as stored), 'q8' or 'q4'. */
   weights?: string;
@@ -300,7 +300,7 @@ export interface NativeCpuKernels {
   /** Whether this processor can run it; `missing` names the features it lacks ("" when runnable). */
   runnable: boolean;
   missing: string;
-  /** Rounds activations below f32 (avx512bf16, like llama.cpp): faster, less exact; never the default. */
+  /** Rounds activations below f32 (avx512bf16 and amx, like llama.cpp): faster, less exact; never the default. */
   roundsActivations: boolean;
 }
 

@@ -11,7 +11,7 @@ import { loadReference, referenceGreedy, referenceLogits } from './reference/lla
 
 // engine.test.ts's tolerance for variants that keep activations in f32.
 const LOGIT_TOLERANCE = 2e-4;
-// avx512bf16 rounds activations to bf16 for bf16 weights (8 significant bits, as llama.cpp does): measured up to
+// avx512bf16 and amx round activations to bf16 for bf16 weights (8 significant bits, as llama.cpp does): measured up to
 // 0.10 on these random-weight fixtures, whose logits are sensitive to every layer's rounding. This bound only
 // catches a broken kernel; the variant's real cost is measured on the trained demo model (BENCHMARKS.md).
 const ROUNDED_ACTIVATION_TOLERANCE = 0.25;
@@ -39,7 +39,7 @@ describe('CPU kernel variants', function () {
     assert.ok(runnable.some((kernels) => kernels.name === 'scalar'));
   });
 
-  for (const variant of ['scalar', 'avx2', 'avx512', 'avx512bf16']) {
+  for (const variant of ['scalar', 'avx2', 'avx512', 'avx512bf16', 'amx']) {
     describe(variant, function () {
       before(function () {
         if (!runnable.some((kernels) => kernels.name === variant)) this.skip();

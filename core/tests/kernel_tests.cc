@@ -105,16 +105,28 @@ ThreadPool& pool_of(int threads) {
 
 // ---- matmul ------------------------------------------------------------------------------------------------------
 
+// The matmuls under test: every runnable variant plus the AMX tiling on the software tile unit (bf16 weights only;
+// it runs everything else through the scalar kernel, tested already).
+std::vector<const CpuKernels*> matmul_variants() {
+  std::vector<const CpuKernels*> variants = runnable_cpu_kernels();
+  variants.push_back(&amx_emulated_cpu_kernels());
+  return variants;
+}
+bool skips_dtype(const CpuKernels& variant, DType dtype) {
+  return &variant == &amx_emulated_cpu_kernels() && dtype != DType::BF16;
+}
+
 // |out - ref| ≤ (cols/8 + 4) · ε · Σ|x·w|: an FMA chain of at most cols/8 steps plus the lane tree, in f32 (plus
 // the activations' rounding for avx512bf16).
 TEST(kernel_matmul_matches_reference) {
   const int ns[] = {1, 2, 3, 5, 7, 17, 64, 111};
   const int cols_list[] = {8, 24, 96, 100, 608, 2048};  // 608: 19 blocks, a full and a partial group of scales
   const int rows_list[] = {1, 7, 33, 4096};
-  for (const CpuKernels* variant : runnable_cpu_kernels()) {
+  for (const CpuKernels* variant : matmul_variants()) {
     const char* kernel_name = variant->name;
     const MatmulKernel kernel = variant->matmul;
     for (DType dtype : kDtypes) {
+      if (skips_dtype(*variant, dtype)) continue;
       for (int cols : cols_list) {
         for (int rows : rows_list) {
           if (!shape_fits(dtype, cols)) continue;
@@ -158,10 +170,11 @@ TEST(kernel_matmul_batch_invariant) {
   constexpr int kInputs = 140;
   const int ns[] = {2, 3, 4, 5, 6, 7, 8, 9, 17, 64, 111, 140};
   const int shapes[][2] = {{7, 24}, {33, 100}, {9, 96}, {13, 608}, {130, 2048}, {20, 8192}, {5, 11008}};  // rows, cols
-  for (const CpuKernels* variant : runnable_cpu_kernels()) {
+  for (const CpuKernels* variant : matmul_variants()) {
     const char* kernel_name = variant->name;
     const MatmulKernel kernel = variant->matmul;
     for (DType dtype : kDtypes) {
+      if (skips_dtype(*variant, dtype)) continue;
       for (auto& shape : shapes) {
         const int rows = shape[0], cols = shape[1];
         if (!shape_fits(dtype, cols)) continue;
@@ -192,6 +205,60 @@ TEST(kernel_matmul_batch_invariant) {
   }
 }
 
+
+// The AMX tiling computes each output as one chain over k in pairs, c += x[2i]·w[2i] then c += x[2i+1]·w[2i+1],
+// on bf16-rounded activations: the emulated tile unit gives exactly that, through row and column tails, token
+// blocks and both thread counts.
+TEST(kernel_matmul_amx_emulated_follows_the_tile_arithmetic) {
+  const int shapes[][3] = {{1, 1, 32}, {5, 17, 64}, {33, 48, 100}, {17, 31, 96}, {40, 70, 608}};  // n, rows, cols
+  for (auto& shape : shapes) {
+    const int n = shape[0], rows = shape[1], cols = shape[2];
+    TestWeight w = make_weight(DType::BF16, rows, cols, 77u + rows);
+    std::vector<float> in = random_floats(size_t(n) * cols, 5u + cols, 2.0f);
+    for (int threads : {1, 2}) {
+      std::vector<float> out(size_t(n) * rows, kPoison);
+      matmul_amx_emulated(out.data(), in.data(), w.weight, n, rows, pool_of(threads));
+      int bad = 0;
+      for (int t = 0; t < n && bad == 0; t++) {
+        for (int r = 0; r < rows; r++) {
+          float c = 0;
+          for (int k = 0; k < cols; k++) c += load_as_f32(w.halves.data(), DType::BF16, size_t(r) * cols + k) *
+                                             bf16_to_f32(f32_to_bf16(in[size_t(t) * cols + k]));
+          if (!same_bits(&c, &out[size_t(t) * rows + r], 1)) {
+            bad++;
+            CHECK_MSG(false, "n=" << n << " rows=" << rows << " cols=" << cols << " [" << t << "," << r << "] "
+                                  << out[size_t(t) * rows + r] << " vs " << c << " threads=" << threads);
+            break;
+          }
+        }
+      }
+    }
+  }
+}
+
+// On a processor with AMX: the hardware tiles agree with the model of them to rounding (the order inside a pair
+// sum is the implementation's), on decode, verify and prefill shapes.
+TEST(kernel_matmul_amx_hardware_matches_the_emulator) {
+#if defined(LAYERSKIP_HAVE_AVX512)
+  const CpuKernels* amx = nullptr;
+  for (const CpuKernels* variant : runnable_cpu_kernels()) {
+    if (std::string(variant->name) == "amx") amx = variant;
+  }
+  if (amx == nullptr) return;  // no AMX here: the emulated tiling is tested above
+  const int ns[] = {1, 5, 9, 16, 40};
+  TestWeight w = make_weight(DType::BF16, 80, 2048, 3u);
+  for (int n : ns) {
+    std::vector<float> in = random_floats(size_t(n) * 2048, 9u + n);
+    std::vector<float> hardware(size_t(n) * 80, kPoison), emulated(size_t(n) * 80, kPoison);
+    amx->matmul(hardware.data(), in.data(), w.weight, n, 80, pool_of(2));
+    matmul_amx_emulated(emulated.data(), in.data(), w.weight, n, 80, pool_of(2));
+    for (size_t i = 0; i < hardware.size(); i++) {
+      CHECK_MSG(std::fabs(hardware[i] - emulated[i]) <= 1e-4 * (1 + std::fabs(emulated[i])),
+                "n=" << n << " element " << i << ": " << hardware[i] << " vs " << emulated[i]);
+    }
+  }
+#endif
+}
 
 // ---- attention ---------------------------------------------------------------------------------------------------
 

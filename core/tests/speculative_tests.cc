@@ -4,8 +4,10 @@
 // normalize(max(0, p_verify − p_draft)).
 #include <algorithm>
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "../../cpu/cpu_features.h"
 #include "../context.h"
 #include "../token_distribution.h"
 #include "fixture_model.h"
@@ -36,48 +38,60 @@ const std::vector<int32_t> kPrompt = {1, 17, 300, 42, 9, 511, 128};
 
 }  // namespace
 
+// For the default kernels, every variant this processor runs that rounds activations (their own arithmetic, just
+// as batch-invariant), and the AMX tiling on the emulated tile unit.
 TEST(speculative_greedy_equals_plain_decoding) {
-  std::unique_ptr<Model> model = testing::load_fixture_model("tiny-deep");
-  if (!model) return;
-  const int num_layers = model->config().num_layers;
-  const int steps = 40;
-
-  std::unique_ptr<Context> plain = make_context(*model);
-  std::vector<int32_t> expected = {prefill(*plain, kPrompt, num_layers)};
-  while (int(expected.size()) < steps) {
-    SampledToken next;
-    CHECK(plain->forward(&expected.back(), 1, num_layers, 1).is_ok());
-    CHECK(plain->sample(1, SamplingParams{}, nullptr, &next).is_ok());
-    expected.push_back(next.token);
+  std::vector<std::string> variants = {"", "amx-emulated"};
+  for (const CpuKernels* kernels : runnable_cpu_kernels()) {
+    if (kernels->rounds_activations) variants.push_back(kernels->name);
   }
+  for (const std::string& variant : variants) {
+    std::unique_ptr<Backend> backend;
+    CHECK_OK(make_cpu_backend(1, variant, &backend));
+    std::unique_ptr<Model> model = testing::load_fixture_model("tiny-deep", std::move(backend));
+    if (!model) return;
+    const int num_layers = model->config().num_layers;
+    const int steps = 40;
 
-  for (int exit_layer : {1, 2, 4, 7, 8}) {
-    for (int num_speculations : {1, 3, 8}) {
-      std::unique_ptr<Context> context = make_context(*model);
-      CHECK(context->reserve_speculation(num_speculations).is_ok());
-      std::vector<int32_t> generated = {prefill(*context, kPrompt, num_layers)};
-      while (int(generated.size()) < steps) {
-        const int n = context->length();
-        DraftProposal proposal;
-        std::vector<int32_t> drafts;
-        int32_t token = generated.back();
-        while (int(drafts.size()) < num_speculations) {
-          CHECK(context->draft(token, exit_layer, SamplingParams{}, 0.0, &proposal).is_ok());
-          drafts.push_back(proposal.token);
-          token = proposal.token;
+    std::unique_ptr<Context> plain = make_context(*model);
+    std::vector<int32_t> expected = {prefill(*plain, kPrompt, num_layers)};
+    while (int(expected.size()) < steps) {
+      SampledToken next;
+      CHECK(plain->forward(&expected.back(), 1, num_layers, 1).is_ok());
+      CHECK(plain->sample(1, SamplingParams{}, nullptr, &next).is_ok());
+      expected.push_back(next.token);
+    }
+
+    for (int exit_layer : {1, 2, 4, 7, 8}) {
+      for (int num_speculations : {1, 3, 8}) {
+        std::unique_ptr<Context> context = make_context(*model);
+        CHECK(context->reserve_speculation(num_speculations).is_ok());
+        std::vector<int32_t> generated = {prefill(*context, kPrompt, num_layers)};
+        while (int(generated.size()) < steps) {
+          const int n = context->length();
+          DraftProposal proposal;
+          std::vector<int32_t> drafts;
+          int32_t token = generated.back();
+          while (int(drafts.size()) < num_speculations) {
+            CHECK(context->draft(token, exit_layer, SamplingParams{}, 0.0, &proposal).is_ok());
+            drafts.push_back(proposal.token);
+            token = proposal.token;
+          }
+          std::vector<VerifyRow> rows(drafts.size() + 1);
+          CHECK(context->verify(int(drafts.size()), SamplingParams{}, nullptr, rows.data()).is_ok());
+          for (int l = 0; l < num_layers; l++) CHECK(context->layer_length(l) == n + int(drafts.size()) + 1);
+          size_t accepted = 0;
+          while (accepted < drafts.size() && drafts[accepted] == rows[accepted].token) accepted++;
+          for (size_t i = 0; i < accepted; i++) generated.push_back(drafts[i]);
+          generated.push_back(rows[accepted].token);
+          context->truncate(n + int(accepted) + 1);
+          CHECK(context->exit_rows() == 0);
         }
-        std::vector<VerifyRow> rows(drafts.size() + 1);
-        CHECK(context->verify(int(drafts.size()), SamplingParams{}, nullptr, rows.data()).is_ok());
-        for (int l = 0; l < num_layers; l++) CHECK(context->layer_length(l) == n + int(drafts.size()) + 1);
-        size_t accepted = 0;
-        while (accepted < drafts.size() && drafts[accepted] == rows[accepted].token) accepted++;
-        for (size_t i = 0; i < accepted; i++) generated.push_back(drafts[i]);
-        generated.push_back(rows[accepted].token);
-        context->truncate(n + int(accepted) + 1);
-        CHECK(context->exit_rows() == 0);
+        generated.resize(steps);
+        CHECK_MSG(generated == expected, (variant.empty() ? "default" : variant)
+                                             << " kernels: E = " << exit_layer << ", k = " << num_speculations
+                                             << " diverged");
       }
-      generated.resize(steps);
-      CHECK_MSG(generated == expected, "E = " << exit_layer << ", k = " << num_speculations << " diverged");
     }
   }
 }

@@ -32,8 +32,8 @@ const LOAD_OPTIONS: Record<string, OptionSpec> = {
     valid: (value) => (value === 'cpu' ? true : value === 'cuda' || value === 'auto' || value === null ? undefined : false),
   },
   cpuKernels: {
-    values: () => ['auto', 'scalar', 'avx2', 'avx512', 'avx512bf16', 'avx9', '', 5],
-    valid: (value) => (value === 'auto' || value === 'scalar' ? true : ['avx2', 'avx512', 'avx512bf16'].includes(value as string) ? undefined : false),
+    values: () => ['auto', 'scalar', 'avx2', 'avx512', 'avx512bf16', 'amx', 'avx9', '', 5],
+    valid: (value) => (value === 'auto' || value === 'scalar' ? true : ['avx2', 'avx512', 'avx512bf16', 'amx'].includes(value as string) ? undefined : false),
   },
   weights: {
     values: () => ['q8', 'q4', 'q2', 'Q8', '', 5],
