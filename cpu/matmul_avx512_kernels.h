@@ -99,8 +99,10 @@ void stream_range(float* out, int out_stride, const typename A::Element* in, siz
   for (; row < end; row++) stream_rows<A, 1, kMaxTokens>(out, out_stride, in, in_stride, weights, cols, row, n);
 }
 
-// Register tiles per n: T·R accumulators (≤ 24 of the 32 zmm registers). n = 9 runs as 5 + 4 tokens over 4 rows
-// (measured no slower than one 9 × 2 tile, which keeps only two rows in flight).
+// Register tiles per n: T·R accumulators (≤ 24 of the 32 zmm registers). From n = 7 on, balanced tiles of at most
+// 4-6 tokens over 4 rows: keeping 4 rows in flight beats one wide tile over fewer rows (bf16 8192×2048 on the Zen 5
+// VM, time over n = 1: n = 8 as 4 + 4 1.39× against 2.01× as one 8 × 3 tile, n = 16 as 6 + 5 + 5 2.1× against
+// 3.1×; n = 9 as 5 + 4 was already measured no slower than one 9 × 2 tile).
 template <class A>
 void stream_matmul(float* out, const typename A::Element* in, size_t in_stride, const Weight& weight, int n,
                    int out_stride, ThreadPool& pool) {
@@ -126,9 +128,9 @@ void stream_matmul(float* out, const typename A::Element* in, size_t in_stride, 
       case 2: return stream_range<A, 8, 2>(out, out_stride, in, in_stride, w, cols, n, b, e);
       case 3: case 4: return stream_range<A, 6, 4>(out, out_stride, in, in_stride, w, cols, n, b, e);
       case 5: case 6: return stream_range<A, 4, 6>(out, out_stride, in, in_stride, w, cols, n, b, e);
-      case 7: case 8: return stream_range<A, 3, 8>(out, out_stride, in, in_stride, w, cols, n, b, e);
+      case 7: case 8: return stream_range<A, 4, 4>(out, out_stride, in, in_stride, w, cols, n, b, e);
       case 9: return stream_range<A, 4, 5>(out, out_stride, in, in_stride, w, cols, n, b, e);
-      default: return stream_range<A, 3, 8>(out, out_stride, in, in_stride, w, cols, n, b, e);
+      default: return stream_range<A, 4, 6>(out, out_stride, in, in_stride, w, cols, n, b, e);
     }
   });
 }
