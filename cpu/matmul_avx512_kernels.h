@@ -1,9 +1,9 @@
 // AVX-512 matmul kernels, templated on the arithmetic (matmul_avx512.cc: weights widened to f32, FMA;
 // matmul_avx512bf16.cc: bf16 weights · bf16-rounded activations, vdpbf16ps). out (n, rows) = in (n, cols) · Wᵀ.
-//   - streaming (n ≤ kMaxStreamTokens: decode, verification, short prompts): R weight rows stream from memory into an
-//     R × T register tile of accumulators, T up to 8, so verifying up to 7 drafts reads and converts each weight
-//     once; larger n runs balanced token tiles over the same rows, re-read from L1. n = 1 keeps 8 rows in flight
-//     and folds them with hsum16x8.
+//   - streaming (n ≤ kMaxStreamTokens: decode, verification, short prompts): 4 weight rows stream from memory into
+//     a 4 × T register tile of accumulators, T up to 6, so verifying up to 5 drafts reads and converts each weight
+//     once; larger n runs balanced token tiles over the same rows, re-read from L1. The 4 rows are far apart (see
+//     stream_range): each is one sequential stream through the thread's share of the matrix.
 //   - packed (larger n: prefill): per thread a panel of kPanelRows weight rows × kBlockK columns is put in the
 //     arithmetic's operand form once per block of tokens and swept by a 4-token × 6-row register tile. Blocking over
 //     k only pauses a reduction (partial accumulators are spilled and resumed in the same step order).
@@ -26,28 +26,28 @@ constexpr int kPrefetchBytes = 1024;
 
 // ---- streaming kernel ---------------------------------------------------------------------------------------------
 
-// out[t0 + t][row0 + r] for T tokens × R rows. Inputs are rows of A::Element, `in_stride` apart.
+// out[t0 + t][row0 + r · row_step] for T tokens × R rows. Inputs are rows of A::Element, `in_stride` apart.
 template <class A, int T, int R>
 void stream_tile(float* out, int out_stride, const typename A::Element* in, size_t in_stride, const Weight& weights,
-                 int cols, int row0, int t0) {
-  if constexpr (A::kOwnStreamTile) {  // the arithmetic streams its own format (quantized blocks)
+                 int cols, int row0, int row_step, int t0) {
+  if constexpr (A::kOwnStreamTile) {  // the arithmetic streams its own format (quantized blocks, adjacent rows)
     return A::template stream_tile<T, R>(out, out_stride, in, in_stride, weights, cols, row0, t0);
   }
   __m512 acc[T][R];
   for (int t = 0; t < T; t++)
     for (int r = 0; r < R; r++) acc[t][r] = _mm512_setzero_ps();
   const typename A::Element* x = in + size_t(t0) * in_stride;
-  const size_t w_base = size_t(row0) * cols;
+  const size_t w_base = size_t(row0) * cols, w_step = size_t(row_step) * cols;
   const int full = cols - cols % A::kStep;
   const char* weight_bytes = static_cast<const char*>(weights.data);
   for (int k = 0; k < full; k += A::kStep) {
     if (A::byte_offset(k) % 64 == 0) {
       for (int r = 0; r < R; r++) {
-        _mm_prefetch(weight_bytes + A::byte_offset(w_base + size_t(r) * cols + k) + kPrefetchBytes, _MM_HINT_T0);
+        _mm_prefetch(weight_bytes + A::byte_offset(w_base + r * w_step + k) + kPrefetchBytes, _MM_HINT_T0);
       }
     }
     typename A::Vec w[R];
-    for (int r = 0; r < R; r++) w[r] = A::weights(weights, w_base + size_t(r) * cols + k);
+    for (int r = 0; r < R; r++) w[r] = A::weights(weights, w_base + r * w_step + k);
     for (int t = 0; t < T; t++) {
       typename A::Vec xv = A::input(x + size_t(t) * in_stride, k);
       for (int r = 0; r < R; r++) acc[t][r] = A::madd(acc[t][r], xv, w[r]);
@@ -56,31 +56,27 @@ void stream_tile(float* out, int out_stride, const typename A::Element* in, size
   if (full < cols) {
     const int tail = cols - full;
     typename A::Vec w[R];
-    for (int r = 0; r < R; r++) w[r] = A::weights_partial(weights, w_base + size_t(r) * cols + full, tail);
+    for (int r = 0; r < R; r++) w[r] = A::weights_partial(weights, w_base + r * w_step + full, tail);
     for (int t = 0; t < T; t++) {
       typename A::Vec xv = A::input_partial(x + size_t(t) * in_stride, full, tail);
       for (int r = 0; r < R; r++) acc[t][r] = A::madd(acc[t][r], xv, w[r]);
     }
   }
-  if constexpr (T == 1 && R == 8) {
-    _mm256_storeu_ps(out + size_t(t0) * out_stride + row0, hsum16x8(acc[0]));
-  } else {
-    for (int t = 0; t < T; t++)
-      for (int r = 0; r < R; r++) out[size_t(t0 + t) * out_stride + row0 + r] = hsum16(acc[t][r]);
-  }
+  for (int t = 0; t < T; t++)
+    for (int r = 0; r < R; r++) out[size_t(t0 + t) * out_stride + row0 + r * row_step] = hsum16(acc[t][r]);
 }
 
-// All n tokens for R rows at row0, in balanced token tiles of at most kMaxTokens (e.g. 10 = 5 + 5).
+// All n tokens for the R rows row0 + r · row_step, in balanced token tiles of at most kMaxTokens (10 = 5 + 5).
 template <class A, int R, int kMaxTokens>
 void stream_rows(float* out, int out_stride, const typename A::Element* in, size_t in_stride, const Weight& weights,
-                 int cols, int row0, int n) {
+                 int cols, int row0, int row_step, int n) {
   const int tiles = (n + kMaxTokens - 1) / kMaxTokens;
   for (int tile = 0, t0 = 0; tile < tiles; tile++) {
     const int tokens = (n - t0) / (tiles - tile);
     switch (tokens) {
 #define LS_STREAM_CASE(T)                                                                            \
   case T:                                                                                            \
-    if constexpr (T <= kMaxTokens) stream_tile<A, T, R>(out, out_stride, in, in_stride, weights, cols, row0, t0); \
+    if constexpr (T <= kMaxTokens) stream_tile<A, T, R>(out, out_stride, in, in_stride, weights, cols, row0, row_step, t0); \
     break;
       LS_STREAM_CASE(1) LS_STREAM_CASE(2) LS_STREAM_CASE(3) LS_STREAM_CASE(4) LS_STREAM_CASE(5)
       LS_STREAM_CASE(6) LS_STREAM_CASE(7) LS_STREAM_CASE(8) LS_STREAM_CASE(9)
@@ -90,19 +86,32 @@ void stream_rows(float* out, int out_stride, const typename A::Element* in, size
   }
 }
 
-// Rows [begin, end) in groups of R (the leftovers one at a time).
+// Rows [begin, end) R at a time. For weights read as stored, the R rows in flight are far apart: the range is cut
+// into R equal parts read side by side, each row after row, so every part is one sequential stream (the leftover
+// rows go one at a time). Adjacent rows in flight — R streams one row (4-16 KiB) apart — read markedly slower:
+// bf16 n = 1 matvecs on the Zen 5 VM, 3 interleaved rounds, 2 threads: 8 adjacent rows 34–38 GB/s, 4 far-apart rows
+// 42–50 GB/s, 8 far-apart rows 31–40 GB/s, against 44–48 GB/s for the probe's plain sequential reads.
+// Quantized blocks (own stream tile) keep adjacent rows.
 template <class A, int R, int kMaxTokens>
 void stream_range(float* out, int out_stride, const typename A::Element* in, size_t in_stride, const Weight& weights,
                   int cols, int n, int begin, int end) {
   int row = begin;
-  for (; row + R <= end; row += R) stream_rows<A, R, kMaxTokens>(out, out_stride, in, in_stride, weights, cols, row, n);
-  for (; row < end; row++) stream_rows<A, 1, kMaxTokens>(out, out_stride, in, in_stride, weights, cols, row, n);
+  if constexpr (A::kOwnStreamTile) {
+    for (; row + R <= end; row += R)
+      stream_rows<A, R, kMaxTokens>(out, out_stride, in, in_stride, weights, cols, row, 1, n);
+  } else {
+    const int part = (end - begin) / R;
+    for (int i = 0; i < part; i++)
+      stream_rows<A, R, kMaxTokens>(out, out_stride, in, in_stride, weights, cols, begin + i, part, n);
+    row = begin + part * R;
+  }
+  for (; row < end; row++) stream_rows<A, 1, kMaxTokens>(out, out_stride, in, in_stride, weights, cols, row, 1, n);
 }
 
-// Register tiles per n: T·R accumulators (≤ 24 of the 32 zmm registers). From n = 7 on, balanced tiles of at most
-// 4-6 tokens over 4 rows: keeping 4 rows in flight beats one wide tile over fewer rows (bf16 8192×2048 on the Zen 5
-// VM, time over n = 1: n = 8 as 4 + 4 1.39× against 2.01× as one 8 × 3 tile, n = 16 as 6 + 5 + 5 2.1× against
-// 3.1×; n = 9 as 5 + 4 was already measured no slower than one 9 × 2 tile).
+// Register tiles per n: T·R accumulators (≤ 24 of the 32 zmm registers). Weights read as stored always keep 4 rows
+// in flight (stream_range), with balanced token tiles of at most 4-6 tokens: wider tiles over fewer rows measured
+// slower (bf16 8192×2048 on the Zen 5 VM, time over n = 1: n = 8 as 4 + 4 1.39× against 2.01× as one 8 × 3 tile,
+// n = 16 as 6 + 5 + 5 2.1× against 3.1×).
 template <class A>
 void stream_matmul(float* out, const typename A::Element* in, size_t in_stride, const Weight& weight, int n,
                    int out_stride, ThreadPool& pool) {
@@ -124,9 +133,9 @@ void stream_matmul(float* out, const typename A::Element* in, size_t in_stride, 
       }
     }
     switch (n) {
-      case 1: return stream_range<A, 8, 1>(out, out_stride, in, in_stride, w, cols, n, b, e);
-      case 2: return stream_range<A, 8, 2>(out, out_stride, in, in_stride, w, cols, n, b, e);
-      case 3: case 4: return stream_range<A, 6, 4>(out, out_stride, in, in_stride, w, cols, n, b, e);
+      case 1: return stream_range<A, 4, 1>(out, out_stride, in, in_stride, w, cols, n, b, e);
+      case 2: return stream_range<A, 4, 2>(out, out_stride, in, in_stride, w, cols, n, b, e);
+      case 3: case 4: return stream_range<A, 4, 4>(out, out_stride, in, in_stride, w, cols, n, b, e);
       case 5: case 6: return stream_range<A, 4, 6>(out, out_stride, in, in_stride, w, cols, n, b, e);
       case 7: case 8: return stream_range<A, 4, 4>(out, out_stride, in, in_stride, w, cols, n, b, e);
       case 9: return stream_range<A, 4, 5>(out, out_stride, in, in_stride, w, cols, n, b, e);
