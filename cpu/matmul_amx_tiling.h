@@ -29,15 +29,7 @@ constexpr int kStepCols = 32;       // columns per k step: one 64-byte row of an
 constexpr int kTileBytes = 64;      // bytes per tile row
 enum TileIndex { kC0 = 0, kC1 = 1, kC2 = 2, kC3 = 3, kA0 = 4, kA1 = 5, kB0 = 6, kB1 = 7 };
 
-// f32 → bf16 bits, round to nearest even; NaN stays a (quiet) NaN.
-inline uint16_t round_to_bf16(float value) {
-  uint32_t bits;
-  std::memcpy(&bits, &value, 4);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) return uint16_t((bits >> 16) | 0x40);
-  return uint16_t((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-}
-
-// Activations in tile order: block (token block tb, k step s) is 16 k pairs × 16 tokens × 2 bf16 (1 KiB) at
+// Activations rounded to bf16 (core/dtype.h, to nearest even) in tile order: block (token block tb, k step s) is 16 k pairs × 16 tokens × 2 bf16 (1 KiB) at
 // (tb · steps + s) · 512 elements; zero past n tokens and past cols.
 void pack_activations(uint16_t* packed, const float* in, int n, int cols, int token_blocks, int steps) {
   std::memset(packed, 0, size_t(token_blocks) * steps * kTileRows * kTileTokens * 2 * sizeof(uint16_t));
@@ -45,7 +37,7 @@ void pack_activations(uint16_t* packed, const float* in, int n, int cols, int to
     const float* x = in + size_t(t) * cols;
     uint16_t* token_base = packed + size_t(t / kTileTokens) * steps * 512 + (t % kTileTokens) * 2;
     for (int k = 0; k < cols; k++) {
-      token_base[size_t(k / kStepCols) * 512 + (k % kStepCols / 2) * 32 + (k & 1)] = round_to_bf16(x[k]);
+      token_base[size_t(k / kStepCols) * 512 + (k % kStepCols / 2) * 32 + (k & 1)] = f32_to_bf16(x[k]);
     }
   }
 }

@@ -1,7 +1,7 @@
 // AVX2 matmul: out (n, rows) = in (n, cols) · Wᵀ. Two kernels, one arithmetic (simd_avx2.h's canonical dot):
 //   - streaming (n ≤ 48: decode, speculative verification, short prompts): R weight rows at a time are converted
 //     as they stream from memory into an R × T register tile of accumulators; further token tiles re-read those
-//     rows from L1, so DRAM sees the weights once per call. n = 1 runs 8 rows at a time and folds them with hsum8.
+//     rows from L1, so DRAM sees the weights once per call. The rows in flight lie far apart (stream_range).
 //   - packed (n > 48: prefill): per thread, a panel of kPanelRows weight rows × kBlockK columns is converted to f32
 //     once per block of tokens and reused by every token tile; a 4-token × 3-row register tile of 8-lane
 //     accumulators sweeps it. Blocking over k only pauses a reduction: partial 8-lane accumulators are spilled and
@@ -218,8 +218,8 @@ void stream_matmul(float* out, const float* in, const Weight& weight, int n, int
   const int cols = weight.cols;
   pool.parallel_for(size_t(weight.rows), 24, [&](size_t begin, size_t end, int) {
     int b = int(begin), e = int(end);
-    // n = 1: 4 far-apart rows, measured faster than 8 (bf16 matvecs, forced avx2 on the Zen 5 VM: 42–58 GB/s against
-    // 34–38 for 8 adjacent rows).
+    // n = 1: 4 far-apart rows, measured faster than 8 (bf16 matvecs, forced avx2 on the Zen 5 VM, 4 interleaved
+    // rounds: 38–58 GB/s against 34–44 for 8 adjacent rows).
     if (n == 1) stream_range<dtype, 4, 1>(out, out_stride, in, weight, cols, n, b, e);
     else if (n == 2) stream_range<dtype, 4, 2>(out, out_stride, in, weight, cols, n, b, e);
     // 5 or 6 tokens (verifying 4 or 5 drafts) in one 2-row tile: each weight is converted once, not twice.

@@ -89,8 +89,8 @@ void stream_rows(float* out, int out_stride, const typename A::Element* in, size
 // Rows [begin, end) R at a time. For weights read as stored, the R rows in flight are far apart: the range is cut
 // into R equal parts read side by side, each row after row, so every part is one sequential stream (the leftover
 // rows go one at a time). Adjacent rows in flight — R streams one row (4-16 KiB) apart — read markedly slower:
-// bf16 n = 1 matvecs on the Zen 5 VM, 3 interleaved rounds, 2 threads: 8 adjacent rows 34–38 GB/s, 4 far-apart rows
-// 42–50 GB/s, 8 far-apart rows 31–40 GB/s, against 44–48 GB/s for the probe's plain sequential reads.
+// bf16 n = 1 matvecs on the Zen 5 VM, 3 interleaved rounds, 2 threads: 8 adjacent rows 33–38 GB/s, 4 far-apart rows
+// 38–50 GB/s, 8 far-apart rows 31–40 GB/s, against 44–48 GB/s for the probe's plain sequential reads.
 // Quantized blocks (own stream tile) keep adjacent rows.
 template <class A, int R, int kMaxTokens>
 void stream_range(float* out, int out_stride, const typename A::Element* in, size_t in_stride, const Weight& weights,
