@@ -21,4 +21,10 @@ void attention_avx2(float* out, const float* q, const float* k_cache, const floa
                     int num_heads, int num_kv_heads, int head_dim, ThreadPool& pool);
 #endif
 
+#if defined(LAYERSKIP_HAVE_AVX512)
+// The AVX-512 kernel (16-wide scores and values); call only when the CPU has AVX-512 F/BW/VL/DQ.
+void attention_avx512(float* out, const float* q, const float* k_cache, const float* v_cache, int n, int start_pos,
+                      int num_heads, int num_kv_heads, int head_dim, ThreadPool& pool);
+#endif
+
 }  // namespace layerskip

@@ -88,16 +88,16 @@ const CpuKernels kAvx2 = {"avx2", "AVX2 + FMA + F16C, 8-wide f32", false, matmul
                           add_rmsnorm_avx2, rope_avx2, swiglu_avx2};
 #endif
 #if defined(LAYERSKIP_HAVE_AVX512)
-const CpuKernels kAvx512 = {"avx512", "AVX-512 F/BW/VL/DQ, 16-wide f32", false, matmul_avx512, attention_avx2,
+const CpuKernels kAvx512 = {"avx512", "AVX-512 F/BW/VL/DQ, 16-wide f32 matmul and attention", false, matmul_avx512, attention_avx512,
                             rmsnorm_avx2, add_rmsnorm_avx2, rope_avx2, swiglu_avx2};
 const CpuKernels kAvx512Bf16 = {"avx512bf16",
                                 "AVX-512 + AVX512-BF16: bf16 weights · activations rounded to bf16 (vdpbf16ps), "
                                 "others 16-wide f32",
-                                true, matmul_avx512bf16, attention_avx2, rmsnorm_avx2, add_rmsnorm_avx2, rope_avx2,
+                                true, matmul_avx512bf16, attention_avx512, rmsnorm_avx2, add_rmsnorm_avx2, rope_avx2,
                                 swiglu_avx2};
 const CpuKernels kAmx = {"amx",
                          "AMX-BF16 tiles: bf16 weights · activations rounded to bf16 (tdpbf16ps), others as avx512bf16",
-                         true, matmul_amx, attention_avx2, rmsnorm_avx2, add_rmsnorm_avx2, rope_avx2, swiglu_avx2};
+                         true, matmul_amx, attention_avx512, rmsnorm_avx2, add_rmsnorm_avx2, rope_avx2, swiglu_avx2};
 #endif
 const CpuKernels kAmxEmulated = {"amx-emulated", "the amx variant's tiling on a software tile unit (tests)", true,
                                  matmul_amx_emulated, attention_scalar, rmsnorm_scalar, add_rmsnorm_scalar,

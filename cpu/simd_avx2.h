@@ -14,6 +14,7 @@
 #include "../core/dtype.h"
 
 namespace layerskip::avx2 {
+namespace {  // internal linkage: every including file gets its own copy, compiled for its own target
 
 // 8 stored elements starting at `index`, widened exactly to f32 (unaligned loads: weights sit in the mmap).
 template <DType dtype>
@@ -76,4 +77,5 @@ inline __m256 exp8(__m256 x) {
   return _mm256_mul_ps(p, _mm256_castsi256_ps(exponent));
 }
 
+}  // namespace
 }  // namespace layerskip::avx2
