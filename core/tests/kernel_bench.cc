@@ -132,17 +132,18 @@ Weight weight_at(const uint8_t* data, DType dtype, int rows, int cols) {
   return weight;
 }
 
-double time_matmul(MatmulFn kernel, DType dtype, int rows, int cols, int n, int min_calls, const Buffer& copies) {
+double time_matmul(MatmulFn kernel, DType dtype, int rows, int cols, int n, int min_calls, const Buffer& copies,
+                   ThreadPool& pool = bench_pool()) {
   const size_t matrix_bytes = (weight_bytes(dtype, rows, cols) + 63) / 64 * 64;
   const size_t count = std::max<size_t>(1, copies.bytes / matrix_bytes);
   std::vector<float> in(size_t(n) * cols, 0.01f), out(size_t(n) * rows);
   Weight weight = weight_at(copies.data, dtype, rows, cols);
-  kernel(out.data(), in.data(), weight, n, rows, bench_pool());  // warm-up
+  kernel(out.data(), in.data(), weight, n, rows, pool);  // warm-up
   int calls = 0;
   double start = now_seconds();
   while (calls < min_calls || now_seconds() - start < 0.3) {
     weight = weight_at(copies.data + (calls % count) * matrix_bytes, dtype, rows, cols);
-    kernel(out.data(), in.data(), weight, n, rows, bench_pool());
+    kernel(out.data(), in.data(), weight, n, rows, pool);
     calls++;
   }
   return (now_seconds() - start) / calls;
@@ -207,6 +208,42 @@ BENCH(kernel_matmul_rows_per_variant) {
       }
       std::printf("   (n=1: %.3f ms)\n", single * 1e3);
     }
+  }
+}
+
+// Why verifying 5 rows costs more than one decode step when memory is fast: per thread count, the read rate of bf16
+// 8192×2048 matmuls for n = 1 and n = 5 from DRAM (interleaved rounds, medians), and the rate n = 5 would run at
+// if memory were free (the same kernel on 128 rows per thread, which stay in L2, scaled to the matrix). When the
+// two overlapped, n = 5 would read at the lower of the n = 1 and the compute rate.
+BENCH(kernel_verify_cost) {
+  Buffer copies(kRotationBytes);
+  const int rows = 8192, cols = 2048;
+  const double bytes = double(rows) * cols * 2;
+  Buffer hot(size_t(128) * bench_pool().size() * cols * 2);
+  ThreadPool one_thread(1);
+  std::printf("    bf16 %d×%d [%s kernels]: GB/s of weights read (median of 5 interleaved rounds, range)\n", rows, cols,
+              cpu_kernel_variant());
+  std::printf("    %-8s %-20s %-20s %-22s %s\n", "threads", "n=1 from DRAM", "n=5 from DRAM", "n=5 from L2 (compute)",
+              "time n=5 / n=1");
+  for (ThreadPool* pool : {&one_thread, &bench_pool()}) {
+    const int hot_rows = 128 * pool->size();
+    std::vector<double> one, five, hot_five, ratio;
+    for (int round = 0; round < 5; round++) {
+      const double t1 = time_matmul(best_matmul(), DType::BF16, rows, cols, 1, 3, copies, *pool);
+      const double t5 = time_matmul(best_matmul(), DType::BF16, rows, cols, 5, 3, copies, *pool);
+      const double hot5 = time_matmul(best_matmul(), DType::BF16, hot_rows, cols, 5, 200, hot, *pool) * rows / hot_rows;
+      one.push_back(bytes / t1 / 1e9), five.push_back(bytes / t5 / 1e9), hot_five.push_back(bytes / hot5 / 1e9);
+      ratio.push_back(t5 / t1);
+    }
+    auto cell = [](std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      char text[64];
+      std::snprintf(text, sizeof text, v.front() < 10 ? "%.2f (%.2f–%.2f)" : "%.1f (%.1f–%.1f)", v[v.size() / 2],
+                    v.front(), v.back());
+      return std::string(text);
+    };
+    std::printf("    %-8d %-20s %-20s %-22s %s\n", pool->size(), cell(one).c_str(), cell(five).c_str(),
+                cell(hot_five).c_str(), cell(ratio).c_str());
   }
 }
 
