@@ -32,8 +32,10 @@ struct Prefix {
   int id;
 };
 
+// -0 takes +0's key: the two compare equal, so they tie (and go in id order) as on the CPU.
 __device__ __forceinline__ uint32_t order_key(float x) {
-  const uint32_t bits = __float_as_uint(x);
+  uint32_t bits = __float_as_uint(x);
+  if (bits == 0x80000000u) bits = 0u;
   return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
 }
 
