@@ -104,56 +104,58 @@ struct QuantArithmetic {
   }
   static __m512 madd(__m512 acc, Vec x, Vec w) { return _mm512_fmadd_ps(x.hi, w.hi, _mm512_fmadd_ps(x.lo, w.lo, acc)); }
 
-  // out[t0 + t][row0 + r] for T tokens × R rows (matmul_avx512_kernels.h's stream_tile contract).
+  // out[t0 + t][row0 + r · row_step] for T tokens × R rows (matmul_avx512_kernels.h's stream_tile contract).
   template <int T, int R>
   static void stream_tile(float* out, int out_stride, const float* in, size_t in_stride, const Weight& w, int cols,
-                          int row0, int t0) {
+                          int row0, int row_step, int t0) {
     __m512 acc[T][R];
     for (int t = 0; t < T; t++)
       for (int r = 0; r < R; r++) acc[t][r] = _mm512_setzero_ps();
     const float* x = in + size_t(t0) * in_stride;
     const size_t blocks = size_t(cols / kQuantBlock);
+    size_t first_block[R];  // of each row in flight
+    for (int r = 0; r < R; r++) first_block[r] = size_t(row0 + r * row_step) * blocks;
     alignas(64) float scales[R][16], mins[R][16];
     const char* qs = static_cast<const char*>(w.data);
     // The scale (and offset) planes are further streams per row, too many for the hardware prefetchers next to
     // the values: fetch each row's parameters (a few lines) up front.
     for (int r = 0; r < R; r++) {
-      const char* first = reinterpret_cast<const char*>(w.scales + (row0 + r) * blocks);
-      const char* first_min = reinterpret_cast<const char*>(w.mins + (row0 + r) * blocks);
+      const char* first = reinterpret_cast<const char*>(w.scales + first_block[r]);
+      const char* first_min = reinterpret_cast<const char*>(w.mins + first_block[r]);
       for (size_t byte = 0; byte < blocks * 2; byte += 64) {
         _mm_prefetch(first + byte, _MM_HINT_T0);
         if constexpr (format == DType::Q4) _mm_prefetch(first_min + byte, _MM_HINT_T0);
       }
     }
+    // Adjacent rows (row_step 1, short rows) are too short for the hardware prefetchers to ramp up: the next tile's
+    // rows, contiguous after this tile's, are fetched line by line at the pace this tile consumes its own (R blocks of
+    // bytes per step). Far-apart rows are each followed by the next row of their part, so the row prefetch below
+    // simply runs on across the row's end.
     const size_t row_bytes = blocks * kBlockBytes;
-    const char* next_tile = qs + size_t(row0 + R) * row_bytes;
-    const char* next_tile_end = qs + size_t(std::min(row0 + 2 * R, w.rows)) * row_bytes;
+    const char* next_tile = row_step == 1 ? qs + size_t(row0 + R) * row_bytes : nullptr;
+    const char* next_tile_end = row_step == 1 ? qs + size_t(std::min(row0 + 2 * R, w.rows)) * row_bytes : nullptr;
     for (size_t g = 0; g < blocks; g += 16) {
       const int group = int(std::min<size_t>(16, blocks - g));
       const __mmask16 mask = avx512::first_lanes16(group);
       for (int r = 0; r < R; r++) {
-        const size_t first = (row0 + r) * blocks + g;
-        _mm512_store_ps(scales[r], _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, w.scales + first)));
+        _mm512_store_ps(scales[r], _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, w.scales + first_block[r] + g)));
         if constexpr (format == DType::Q4) {
-          _mm512_store_ps(mins[r], _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, w.mins + first)));
+          _mm512_store_ps(mins[r], _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, w.mins + first_block[r] + g)));
         }
       }
       for (int b = 0; b < group; b++) {
         const size_t block = g + b;
         if ((block * kBlockBytes) % 64 == 0) {
           for (int r = 0; r < R; r++) {
-            _mm_prefetch(qs + ((row0 + r) * blocks + block) * kBlockBytes + kRowPrefetchBytes, _MM_HINT_T0);
+            _mm_prefetch(qs + (first_block[r] + block) * kBlockBytes + kRowPrefetchBytes, _MM_HINT_T0);
           }
         }
-        // Quantized rows are short (a 2048-column q4 row is 16 lines): too short for the hardware prefetchers to
-        // ramp up. So the next tile's rows (contiguous after this tile's) are fetched line by line at the pace
-        // this tile consumes its own: R blocks of bytes per step.
         for (int line = 0; line < kNextTileLines<R> && next_tile < next_tile_end; line++, next_tile += 64) {
           _mm_prefetch(next_tile, _MM_HINT_T1);
         }
         Vec wv[R];
         for (int r = 0; r < R; r++) {
-          wv[r] = widen(w, (row0 + r) * blocks + block, scales[r][b], format == DType::Q4 ? mins[r][b] : 0.0f);
+          wv[r] = widen(w, first_block[r] + block, scales[r][b], format == DType::Q4 ? mins[r][b] : 0.0f);
         }
         const int k = int(block) * kQuantBlock;
         for (int t = 0; t < T; t++) {
@@ -162,12 +164,8 @@ struct QuantArithmetic {
         }
       }
     }
-    if constexpr (T == 1 && R == 8) {
-      _mm256_storeu_ps(out + size_t(t0) * out_stride + row0, avx512::hsum16x8(acc[0]));
-    } else {
-      for (int t = 0; t < T; t++)
-        for (int r = 0; r < R; r++) out[size_t(t0 + t) * out_stride + row0 + r] = avx512::hsum16(acc[t][r]);
-    }
+    for (int t = 0; t < T; t++)
+      for (int r = 0; r < R; r++) out[size_t(t0 + t) * out_stride + row0 + r * row_step] = avx512::hsum16(acc[t][r]);
   }
 };
 

@@ -30,8 +30,8 @@ constexpr int kPrefetchBytes = 1024;
 template <class A, int T, int R>
 void stream_tile(float* out, int out_stride, const typename A::Element* in, size_t in_stride, const Weight& weights,
                  int cols, int row0, int row_step, int t0) {
-  if constexpr (A::kOwnStreamTile) {  // the arithmetic streams its own format (quantized blocks, adjacent rows)
-    return A::template stream_tile<T, R>(out, out_stride, in, in_stride, weights, cols, row0, t0);
+  if constexpr (A::kOwnStreamTile) {  // the arithmetic streams its own format (quantized blocks)
+    return A::template stream_tile<T, R>(out, out_stride, in, in_stride, weights, cols, row0, row_step, t0);
   }
   __m512 acc[T][R];
   for (int t = 0; t < T; t++)
@@ -86,17 +86,21 @@ void stream_rows(float* out, int out_stride, const typename A::Element* in, size
   }
 }
 
-// Rows [begin, end) R at a time. For weights read as stored, the R rows in flight are far apart: the range is cut
-// into R equal parts read side by side, each row after row, so every part is one sequential stream (the leftover
-// rows go one at a time). Adjacent rows in flight — R streams one row (4-16 KiB) apart — read markedly slower:
-// bf16 n = 1 matvecs on the Zen 5 VM, 3 interleaved rounds, 2 threads: 8 adjacent rows 33–38 GB/s, 4 far-apart rows
-// 38–50 GB/s, 8 far-apart rows 31–40 GB/s, against 44–48 GB/s for the probe's plain sequential reads.
-// Quantized blocks (own stream tile) keep adjacent rows.
+// Rows [begin, end) R at a time. The R rows in flight are far apart: the range is cut into R equal parts read side
+// by side, each row after row, so every part is one sequential stream (the leftover rows go one at a time).
+// Adjacent rows in flight — R streams one row (4-16 KiB) apart — read markedly slower: bf16 n = 1 matvecs on the
+// Zen 5 VM, 3 interleaved rounds, 2 threads: 8 adjacent rows 33–38 GB/s, 4 far-apart rows 38–50 GB/s, 8 far-apart
+// rows 31–40 GB/s, against 44–48 GB/s for the probe's plain sequential reads. Quantized rows shorter than
+// kFarApartRowBytes stay adjacent: R of them are one short contiguous run, which their tile follows with a prefetch
+// of the next tile (q4 rows of 2048 columns, 1 KiB: adjacent read 5–15% faster; q4 rows of 8192 columns, 4 KiB:
+// far apart 79–83% of the probe against 53–65%).
+constexpr size_t kFarApartRowBytes = 2048;
+
 template <class A, int R, int kMaxTokens>
 void stream_range(float* out, int out_stride, const typename A::Element* in, size_t in_stride, const Weight& weights,
                   int cols, int n, int begin, int end) {
   int row = begin;
-  if constexpr (A::kOwnStreamTile) {
+  if (A::kOwnStreamTile && A::byte_offset(size_t(cols)) < kFarApartRowBytes) {
     for (; row + R <= end; row += R)
       stream_rows<A, R, kMaxTokens>(out, out_stride, in, in_stride, weights, cols, row, 1, n);
   } else {
