@@ -1,11 +1,6 @@
 // AVX2 causal GQA attention: attention_blocked.h with 8-wide loops. Scores: q·k with the canonical dot of
 // simd_avx2.h, 8 keys at a time folded by hsum8 (one key alone by hsum, the same tree). Values: 8 lanes per vector.
 #if defined(LAYERSKIP_HAVE_AVX2)
-#include <algorithm>
-#include <atomic>
-#include <cmath>
-#include <vector>
-
 #include "attention.h"
 #include "simd_avx2.h"
 #include "attention_blocked.h"  // after simd_avx2.h, which it uses

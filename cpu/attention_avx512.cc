@@ -10,7 +10,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <vector>
+#include <vector>  // (the standard headers attention_blocked.h uses, compiled here before the target pragma)
 
 #include "../core/dtype.h"
 #include "attention.h"
