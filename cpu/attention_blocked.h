@@ -40,13 +40,11 @@ struct QueryRow {
   int visible;
 };
 
-// scores[(i · group + h) · scores_stride + p] = scale · q_{i,h}·k_p for each row i of the job, p < visible_i; a
-// row's last partial block key by key.
+// scores[(i · group + h) · scores_stride + p] = scale · q_{i,h}·k_p for each row i of the job, p < visible_i
+// (max_visible: the largest visible_i); a row's last partial block key by key.
 template <class K>
 void compute_scores(float* scores, size_t scores_stride, const QueryRow* rows, int row_count, int group,
-                    const float* keys, const Shape& shape) {
-  int max_visible = 0;
-  for (int i = 0; i < row_count; i++) max_visible = std::max(max_visible, rows[i].visible);
+                    int max_visible, const float* keys, const Shape& shape) {
   for (int p = 0; p < max_visible; p += K::kKeyBlock) {
     for (int j = 0; j < K::kKeyBlock; j++) {
       const char* next = reinterpret_cast<const char*>(keys + (p + K::kKeyBlock + j) * shape.kv_stride);
@@ -173,10 +171,10 @@ constexpr int kValueBlock = 64;
 template <class K>
 void attend_block(const QueryRow* rows, int row_count, int group, float* scores, size_t scores_stride,
                   float* inv_totals, const float* keys, const float* values, const Shape& shape) {
-  compute_scores<K>(scores, scores_stride, rows, row_count, group, keys, shape);
   int max_visible = 0;
+  for (int i = 0; i < row_count; i++) max_visible = std::max(max_visible, rows[i].visible);
+  compute_scores<K>(scores, scores_stride, rows, row_count, group, max_visible, keys, shape);
   for (int i = 0; i < row_count; i++) {
-    max_visible = std::max(max_visible, rows[i].visible);
     for (int h = 0; h < group; h++) {
       inv_totals[i * group + h] = 1.0f / softmax_numerators(scores + (size_t(i) * group + h) * scores_stride,
                                                             rows[i].visible);
@@ -200,7 +198,9 @@ void attend_block(const QueryRow* rows, int row_count, int group, float* scores,
     }
   }
   for (int i = 0; i < row_count; i++) {
-    for (int h = 0; h < group; h++) scale_row(rows[i].outs + size_t(h) * shape.head_dim, inv_totals[i * group + h], shape.head_dim);
+    for (int h = 0; h < group; h++) {
+      scale_row(rows[i].outs + size_t(h) * shape.head_dim, inv_totals[i * group + h], shape.head_dim);
+    }
   }
 }
 

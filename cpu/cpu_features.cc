@@ -88,8 +88,8 @@ const CpuKernels kAvx2 = {"avx2", "AVX2 + FMA + F16C, 8-wide f32", false, matmul
                           add_rmsnorm_avx2, rope_avx2, swiglu_avx2};
 #endif
 #if defined(LAYERSKIP_HAVE_AVX512)
-const CpuKernels kAvx512 = {"avx512", "AVX-512 F/BW/VL/DQ, 16-wide f32 matmul and attention", false, matmul_avx512, attention_avx512,
-                            rmsnorm_avx2, add_rmsnorm_avx2, rope_avx2, swiglu_avx2};
+const CpuKernels kAvx512 = {"avx512", "AVX-512 F/BW/VL/DQ, 16-wide f32 matmul and attention", false, matmul_avx512,
+                            attention_avx512, rmsnorm_avx2, add_rmsnorm_avx2, rope_avx2, swiglu_avx2};
 const CpuKernels kAvx512Bf16 = {"avx512bf16",
                                 "AVX-512 + AVX512-BF16: bf16 weights · activations rounded to bf16 (vdpbf16ps), "
                                 "others 16-wide f32",
